@@ -1,0 +1,72 @@
+"""Argument checks that raise where a bad value enters, naming what was expected."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Optional, Sequence, Tuple, Union
+
+__all__ = ["positive_int", "int_pair", "rate", "rates", "positive_float",
+           "default_num_heads"]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def positive_int(name: str, value) -> int:
+    """``value`` as an int >= 1."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def int_pair(name: str, value: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    """``value`` (an int, or a pair of ints) as a pair of positive ints."""
+    if _is_int(value):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return positive_int(f"{name}[0]", value[0]), positive_int(f"{name}[1]", value[1])
+
+
+def rate(name: str, value) -> float:
+    """``value`` as a probability in [0, 1)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__} {value!r}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)
+
+
+def rates(name: str, value, count: int) -> Tuple[float, ...]:
+    """A float (the same rate ``count`` times) or exactly ``count`` rates."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return (rate(name, value),) * count
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a float or a list of {count} floats, got {value!r}")
+    if len(value) != count:
+        raise ValueError(f"{name} must give one rate per block: expected {count} values, "
+                         f"got {len(value)}")
+    return tuple(rate(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+
+def positive_float(name: str, value, allow_none: bool = False) -> Optional[float]:
+    """``value`` as a float > 0 (or None when ``allow_none``)."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return float(value)
+
+
+def default_num_heads(channels: int, head_dim: int = 32) -> int:
+    """Heads of about ``head_dim`` channels each: the largest divisor of ``channels`` not
+    above ``channels // head_dim`` (at least 1)."""
+    heads = max(1, channels // head_dim)
+    while channels % heads:
+        heads -= 1
+    return heads

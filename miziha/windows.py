@@ -1,0 +1,163 @@
+"""Window geometry for (shifted) window attention on a map of any size.
+
+Pure functions: sizes in, index tables and masks out; no parameters. Every table is
+built from Paddle tensor ops, so the same code serves eager mode (where
+:func:`cached_geometry` keeps one copy per map size) and static graphs exported with
+dynamic height and width (where :func:`window_geometry` runs inside the graph).
+
+Axes are added with ``reshape``, not ``unsqueeze``: Paddle 3.3's oneDNN inference passes
+fuse an ``unsqueeze`` into the elementwise op before it and drop it for int64 tensors.
+
+Conventions, per spatial axis of length ``n`` with configured window ``w0`` and shift
+``s0`` (the official Swin rules, applied to each axis on its own):
+
+* the effective window is ``w = min(n, w0)``; the shift is ``s0`` only where ``n > w0``;
+* the axis is padded at its end to ``np = ceil(n / w) * w``;
+* the shifted map is the padded one rolled by ``-s``: position ``i'`` holds ``(i' + s) % np``.
+
+Tokens of one window attend to each other only if they also lie in the same region of
+the official cyclic-shift mask, and never to padded tokens. Seen on the unrolled map, a
+region is simply the window grid offset by ``s``: token ``i`` belongs to region
+``(i + w - s) // w`` along each axis, so attention never wraps across the border.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Optional, Tuple, Union
+
+import paddle
+
+__all__ = ["MASK_VALUE", "WindowGeometry", "window_geometry", "cached_geometry",
+           "relative_position_index"]
+
+#: Added to the scores of masked (query, key) pairs. exp() of it underflows to exactly 0
+#: in float32 softmax, and it is finite in float16 (max 65504) and bfloat16.
+MASK_VALUE = -1.0e4
+
+Size = Union[int, paddle.Tensor]
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    """Index tables for one map size and one block kind (plain or shifted windows).
+
+    Attributes:
+        gather: int64 ``[nW * N]``; token ``gather[k]`` of the ``[B, H*W, C]`` map is
+            window slot ``k`` (padding slots point at token 0, and are masked as keys).
+        scatter: int64 ``[H * W]``; the window slot of each real token (inverse of gather).
+        relative_index: int64 ``[N * N]``; row of the relative position bias table for each
+            (query, key) pair of a window.
+        mask: float32 ``[nW, N, N]`` with 0 or :data:`MASK_VALUE`, or None where no pair is
+            masked (no shift and no padding; eager mode only).
+        num_windows: ``nW``.
+        window_tokens: ``N``, tokens per window.
+        window: effective window ``(wh, ww)``.
+        shift: effective shift ``(sh, sw)``.
+    """
+
+    gather: paddle.Tensor
+    scatter: paddle.Tensor
+    relative_index: paddle.Tensor
+    mask: Optional[paddle.Tensor]
+    num_windows: Size
+    window_tokens: Size
+    window: Tuple[Size, Size]
+    shift: Tuple[Size, Size]
+
+
+def _axis_layout(n: paddle.Tensor, window: int, shift: int):
+    """Layout of one spatial axis of length ``n`` (0-D int64 tensor).
+
+    Returns:
+        w, s, padded: effective window, shift and padded length (0-D tensors).
+        source: ``[padded]`` unrolled coordinate held by each shifted position.
+        region: ``[padded]`` mask region of each shifted position.
+    """
+    w = paddle.minimum(n, paddle.full([], window, "int64"))
+    s = (n > window).astype("int64") * shift
+    padded = (n + w - 1) // w * w
+    source = (paddle.arange(padded, dtype="int64") + s) % padded
+    region = (source + w - s) // w
+    return w, s, padded, source, region
+
+
+def relative_position_index(window: Tuple[Size, Size],
+                            table_window: Tuple[int, int]) -> paddle.Tensor:
+    """Row of the bias table for each (query, key) pair of a ``window`` (``[N * N]``).
+
+    The table is laid out for ``table_window`` (the configured window, ``(2Wh-1)*(2Ww-1)``
+    rows); a smaller effective window uses the rows of the offsets it can hold.
+    """
+    wh, ww = window
+    rows = paddle.arange(wh, dtype="int64").reshape([-1, 1]).expand([wh, ww]).flatten()
+    cols = paddle.arange(ww, dtype="int64").reshape([1, -1]).expand([wh, ww]).flatten()
+    d_rows = rows.reshape([-1, 1]) - rows.reshape([1, -1]) + (table_window[0] - 1)
+    d_cols = cols.reshape([-1, 1]) - cols.reshape([1, -1]) + (table_window[1] - 1)
+    return (d_rows * (2 * table_window[1] - 1) + d_cols).flatten()
+
+
+def window_geometry(height: Size, width: Size, window_size: Tuple[int, int],
+                    shift_size: Tuple[int, int]) -> WindowGeometry:
+    """Build the tables for a ``height x width`` map with Paddle ops.
+
+    Args:
+        height, width: map size, Python ints or 0-D integer tensors (dynamic shapes).
+        window_size: configured window ``(Wh, Ww)``.
+        shift_size: configured shift ``(Sh, Sw)``; ``(0, 0)`` for plain windows.
+
+    Returns:
+        A :class:`WindowGeometry` whose mask is always a tensor.
+    """
+    h = paddle.to_tensor(height, dtype="int64") if isinstance(height, int) else height.astype("int64")
+    w = paddle.to_tensor(width, dtype="int64") if isinstance(width, int) else width.astype("int64")
+    wh, sh, hp, src_h, reg_h = _axis_layout(h, window_size[0], shift_size[0])
+    ww, sw, wp, src_w, reg_w = _axis_layout(w, window_size[1], shift_size[1])
+    n_rows, n_cols = hp // wh, wp // ww
+    num_windows, tokens = n_rows * n_cols, wh * ww
+
+    # Broadcast both axes to the window layout [nWh, nWw, wh, ww].
+    rows = src_h.reshape([n_rows, 1, wh, 1])
+    cols = src_w.reshape([1, n_cols, 1, ww])
+    real = paddle.logical_and(rows < h, cols < w)
+    gather = paddle.where(real, rows * w + cols, paddle.zeros_like(rows)).flatten()
+
+    # Slot of real token (i, j): invert the roll, then split into window and offset.
+    i = (paddle.arange(h, dtype="int64") - sh) % hp
+    j = (paddle.arange(w, dtype="int64") - sw) % wp
+    slot_h = (i // wh * n_cols * tokens + i % wh * ww).reshape([-1, 1])
+    slot_w = (j // ww * tokens + j % ww).reshape([1, -1])
+    scatter = (slot_h + slot_w).flatten()
+
+    region = (reg_h.reshape([n_rows, 1, wh, 1]) * (n_cols + 2)
+              + reg_w.reshape([1, n_cols, 1, ww])).reshape([num_windows, tokens])
+    real = real.reshape([num_windows, 1, tokens])
+    allowed = paddle.logical_and(region.reshape([num_windows, tokens, 1]) == region.reshape(
+        [num_windows, 1, tokens]), real)
+    mask = paddle.where(allowed, paddle.zeros([], "float32"),
+                        paddle.full([], MASK_VALUE, "float32"))
+    relative_index = relative_position_index((wh, ww), window_size)
+    return WindowGeometry(gather, scatter, relative_index, mask, num_windows, tokens,
+                          (wh, ww), (sh, sw))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(height: int, width: int, window_size: Tuple[int, int],
+            shift_size: Tuple[int, int], place: str) -> WindowGeometry:
+    geo = window_geometry(height, width, window_size, shift_size)
+    (wh, ww), (sh, sw) = (int(v) for v in geo.window), (int(v) for v in geo.shift)
+    masked = sh or sw or height % wh or width % ww
+    return WindowGeometry(geo.gather, geo.scatter, geo.relative_index,
+                          geo.mask if masked else None, int(geo.num_windows), wh * ww,
+                          (wh, ww), (sh, sw))
+
+
+def cached_geometry(height: int, width: int, window_size: Tuple[int, int],
+                    shift_size: Tuple[int, int]) -> WindowGeometry:
+    """Eager-mode :func:`window_geometry` with Python-int sizes, built once per size.
+
+    Tables live on the current default device; the cache is keyed on it as well.
+    """
+    return _cached(int(height), int(width), tuple(window_size), tuple(shift_size),
+                   str(paddle.get_device()))
