@@ -66,6 +66,8 @@ class WindowAttention(nn.Layer):
         bias = bias.transpose([1, 0]).reshape([1, 1, self.num_heads, window_tokens, -1])
         if mask is None:
             return bias
+        if mask.dtype != bias.dtype:  # a half-precision model: keep its dtype
+            mask = mask.astype(bias.dtype)
         return bias + mask.reshape([1, -1, 1, window_tokens, window_tokens])
 
     def forward(self, windows: paddle.Tensor, bias_mask: paddle.Tensor) -> paddle.Tensor:
