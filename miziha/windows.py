@@ -39,7 +39,7 @@ MASK_VALUE = -1.0e4
 Size = Union[int, paddle.Tensor]
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: to_static (SOT) rebuilds dataclasses field by field
 class WindowGeometry:
     """Index tables for one map size and one block kind (plain or shifted windows).
 
@@ -121,7 +121,7 @@ def window_geometry(height: Size, width: Size, window_size: Tuple[int, int],
     rows = src_h.reshape([n_rows, 1, wh, 1])
     cols = src_w.reshape([1, n_cols, 1, ww])
     real = paddle.logical_and(rows < h, cols < w)
-    gather = paddle.where(real, rows * w + cols, paddle.zeros_like(rows)).flatten()
+    gather = ((rows * w + cols) * real.astype("int64")).flatten()
 
     # Slot of real token (i, j): invert the roll, then split into window and offset.
     i = (paddle.arange(h, dtype="int64") - sh) % hp
