@@ -1,0 +1,105 @@
+"""SwinT against the 3x3 Conv2D it replaces: forward and forward+backward time.
+
+Usage: python benchmarks/bench_layers.py [--repeats N] [--batch B] [--output FILE]
+
+For each setting, the two layers are timed in one process, interleaved, and the medians
+and their ratio are reported. A benchmark, not a test: it prints a table and writes JSON.
+Thread count is Paddle's default unless OMP_NUM_THREADS is set; the JSON records which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import paddle
+import paddle.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved, markdown_table, median, metadata, write_json  # noqa: E402
+
+import miziha  # noqa: E402
+
+#: (channels, map side, heads), at window 7: the first three Swin-T stage sizes at 224.
+SETTINGS = [(64, 56, 4), (128, 28, 8), (256, 14, 16)]
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "layers.json"
+
+
+def forward_backward(layer: nn.Layer, x: paddle.Tensor):
+    def step():
+        layer(x).sum().backward()
+        layer.clear_gradients()
+    return step
+
+
+def forward_only(layer: nn.Layer, x: paddle.Tensor):
+    def step():
+        with paddle.no_grad():
+            layer(x)
+    return step
+
+
+def bench_setting(channels: int, side: int, heads: int, batch: int, repeats: int,
+                  warmup: int) -> dict:
+    swint = miziha.SwinT(channels, channels, (side, side), heads, 7)
+    conv = nn.Conv2D(channels, channels, 3, padding=1)
+    x = paddle.randn([batch, channels, side, side])
+    x_grad = x.detach()
+    x_grad.stop_gradient = False
+    for layer in (swint, conv):
+        layer.train()
+    times = interleaved({
+        "swint_fwd": forward_only(swint, x), "conv_fwd": forward_only(conv, x),
+        "swint_fwdbwd": forward_backward(swint, x_grad),
+        "conv_fwdbwd": forward_backward(conv, x_grad),
+    }, repeats=repeats, warmup=warmup)
+    med = {name: median(values) for name, values in times.items()}
+    return {
+        "batch": batch, "channels": channels, "height": side, "width": side,
+        "num_heads": heads, "window_size": 7,
+        "median_ms": med,
+        "ratio_fwd": med["swint_fwd"] / med["conv_fwd"],
+        "ratio_fwdbwd": med["swint_fwdbwd"] / med["conv_fwdbwd"],
+        "times_ms": times,
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per case")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs per case first")
+    parser.add_argument("--batch", type=int, default=8, help="batch size")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.batch < 1 or args.warmup < 0:
+        parser.error("--repeats and --batch must be >= 1, --warmup >= 0")
+
+    results = []
+    for channels, side, heads in SETTINGS:
+        print(f"timing C={channels} {side}x{side} heads={heads} ...", flush=True)
+        results.append(bench_setting(channels, side, heads, args.batch, args.repeats,
+                                     args.warmup))
+    meta = metadata()
+    rows = [[f"{r['channels']}", f"{r['height']}x{r['width']}", f"{r['num_heads']}",
+             f"{r['median_ms']['conv_fwd']:.1f}", f"{r['median_ms']['swint_fwd']:.1f}",
+             f"{r['ratio_fwd']:.2f}x", f"{r['median_ms']['conv_fwdbwd']:.1f}",
+             f"{r['median_ms']['swint_fwdbwd']:.1f}", f"{r['ratio_fwdbwd']:.2f}x"]
+            for r in results]
+    table = markdown_table(["C", "map", "heads", "Conv2D fwd ms", "SwinT fwd ms", "ratio",
+                            "Conv2D fwd+bwd ms", "SwinT fwd+bwd ms", "ratio"], rows)
+    print(f"\nB={args.batch}, window 7, median of {args.repeats} interleaved runs; "
+          f"Paddle {meta['paddle']} on {meta['device']} ({meta['cpu']}, "
+          f"{meta['cpu_count']} cores), {meta['omp_num_threads']} compute thread(s) "
+          f"(OMP_NUM_THREADS)\n")
+    print(table)
+    payload = {"benchmark": "bench_layers", "meta": meta, "repeats": args.repeats,
+               "warmup": args.warmup, "results": results}
+    write_json(args.output, payload)
+    print(f"\nwrote {args.output}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
