@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import paddle
 import paddle.nn as nn
@@ -75,16 +75,18 @@ class SwinT(nn.Layer):
         self.data_format = data_format
         self.downsample_enabled = bool(downsample)
         droppaths = checks.rates("droppath", droppath, self.depth)
-        checks.positive_float("mlp_ratio", mlp_ratio)
-        checks.positive_float("qk_scale", qk_scale, allow_none=True)
+        if int(self.in_channels * checks.positive_float("mlp_ratio", mlp_ratio)) < 1:
+            raise ValueError(f"mlp_ratio * in_channels must be at least 1 (the MLP width), got "
+                             f"{mlp_ratio} * {self.in_channels}")
+        block_options = dict(
+            mlp_ratio=mlp_ratio, qkv_bias=bool(qkv_bias),
+            qk_scale=checks.positive_float("qk_scale", qk_scale, allow_none=True),
+            dropout=checks.rate("dropout", dropout),
+            attention_dropout=checks.rate("attention_dropout", attention_dropout))
 
         self.blocks = nn.LayerList([
             SwinTransformerBlock(self.in_channels, self.num_heads, self.window_size,
-                                 shifted=i % 2 == 1, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                                 qk_scale=qk_scale, dropout=checks.rate("dropout", dropout),
-                                 attention_dropout=checks.rate("attention_dropout",
-                                                               attention_dropout),
-                                 droppath=droppaths[i])
+                                 shifted=i % 2 == 1, droppath=droppaths[i], **block_options)
             for i in range(self.depth)])
         self.downsample = PatchMerging(self.in_channels, self.out_channels) \
             if self.downsample_enabled else None
@@ -112,8 +114,9 @@ class SwinT(nn.Layer):
             x = x.transpose([0, 2, 3, 1])
         if paddle.in_dynamic_mode():
             height, width = x.shape[1], x.shape[2]
-            plain = cached_geometry(height, width, self.window_size, (0, 0))
-            shifted = cached_geometry(height, width, self.window_size, self.blocks[1].shift_size)
+            plain = cached_geometry(height, width, self.window_size, (0, 0), x.place)
+            shifted = cached_geometry(height, width, self.window_size,
+                                      self.blocks[1].shift_size, x.place)
         else:  # static graph: sizes may be dynamic, so the tables are part of the graph
             shape = paddle.shape(x)
             height, width = shape[1], shape[2]

@@ -9,7 +9,8 @@ from paddle.static import InputSpec
 import miziha
 from conftest import randomize
 
-SIZES = [(12, 12), (11, 6), (3, 3)]  # divisible, padded + odd merge, smaller than the window
+# divisible; padded with an odd merge; shifted on one axis only; smaller than the window; 1x1
+SIZES = [(12, 12), (11, 6), (3, 10), (3, 3), (1, 1)]
 
 
 @pytest.fixture(scope="module")
