@@ -1,0 +1,5 @@
+"""Networks built with SwinT."""
+
+from .resnet import SwinBottleneck, SwinResNet, SwinResnet, resnet50_baseline, swin_resnet50
+
+__all__ = ["SwinBottleneck", "SwinResNet", "SwinResnet", "swin_resnet50", "resnet50_baseline"]

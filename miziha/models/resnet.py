@@ -1,0 +1,118 @@
+"""ResNet50 with its 3x3 convolutions replaced by ``SwinT`` (SwinResNet), and the plain
+ResNet50 baseline with the same head, as in the reference CIFAR-10 experiment."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import paddle
+import paddle.nn as nn
+
+from .. import checks
+from ..swint import SwinT
+from .common import ConvBN, check_image, classification_head
+
+__all__ = ["SwinBottleneck", "SwinResNet", "SwinResnet", "swin_resnet50", "resnet50_baseline"]
+
+
+class SwinBottleneck(nn.Layer):
+    """1x1 ConvBN+ReLU -> SwinT (or 3x3 ConvBN+ReLU) -> 1x1 ConvBN to 4x width, plus the
+    shortcut (a 1x1 ConvBN where the shape changes), then ReLU.
+
+    Maps ``[B, in_channels, H, W]`` to ``[B, 4*width, H', W']``, ``H' = ceil(H / stride)``.
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, width: int, stride: int, num_heads: int,
+                 window_size: int = 7, use_swin: bool = True, **swint_options) -> None:
+        super().__init__()
+        out_channels = width * self.expansion
+        self.conv1 = ConvBN(in_channels, width, 1)
+        self.conv2 = SwinT(width, width, num_heads=num_heads, window_size=window_size,
+                           downsample=stride == 2, **swint_options) if use_swin \
+            else ConvBN(width, width, 3, stride)
+        self.conv3 = ConvBN(width, out_channels, 1, relu=False)
+        self.shortcut = ConvBN(in_channels, out_channels, 1, stride, relu=False) \
+            if stride != 1 or in_channels != out_channels else nn.Identity()
+        self.relu = nn.ReLU()
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.relu(self.conv3(self.conv2(self.conv1(x))) + self.shortcut(x))
+
+
+class SwinResNet(nn.Layer):
+    """ResNet50 layout with SwinT in every bottleneck, for any input size.
+
+    Stem (7x7 stride-2 ConvBN+ReLU, 3x3 stride-2 max pool), four stages of
+    :class:`SwinBottleneck` (``depths`` blocks, ``widths`` channels, ``heads`` SwinT heads,
+    patch merging in the first block of stages 2-4), global average pooling and the reference
+    experiment's head (see :func:`classification_head`).
+
+    Args:
+        num_classes: classes of the head (>= 1).
+        in_channels: image channels.
+        depths, widths, heads: per stage.
+        window_size: SwinT window. At 224 input stage 4 runs on 7x7 maps, which one window covers.
+        conv_last_stage: reproduce the reference experiment exactly: stage 4 (the 7x7 maps at
+            224) uses 3x3 ConvBN+ReLU bottlenecks instead of SwinT.
+        droppath: stochastic depth, rising linearly from 0 to this over all SwinT blocks.
+        **swint_options: further SwinT arguments (``mlp_ratio``, ``dropout``...).
+    """
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3,
+                 depths: Sequence[int] = (3, 4, 6, 3), widths: Sequence[int] = (64, 128, 256, 512),
+                 heads: Sequence[int] = (4, 8, 16, 32), window_size: int = 7,
+                 conv_last_stage: bool = False, droppath: float = 0.0, **swint_options) -> None:
+        super().__init__()
+        self.in_channels = checks.positive_int("in_channels", in_channels)
+        if not len(depths) == len(widths) == len(heads):
+            raise ValueError(f"depths, widths and heads need one entry per stage, got "
+                             f"{len(depths)}, {len(widths)} and {len(heads)}")
+        rates = paddle.linspace(0.0, checks.rate("droppath", droppath),
+                                2 * sum(depths)).tolist()
+        self.stem = nn.Sequential(ConvBN(in_channels, 64, 7, 2), nn.MaxPool2D(3, 2, padding=1))
+        stages, channels, block = [], 64, 0
+        for stage, (depth, width, head) in enumerate(zip(depths, widths, heads)):
+            use_swin = not (conv_last_stage and stage == len(depths) - 1)
+            blocks = []
+            for i in range(depth):
+                stride = 2 if i == 0 and stage > 0 else 1
+                options = dict(swint_options, droppath=rates[2 * block:2 * block + 2]) \
+                    if use_swin else {}
+                blocks.append(SwinBottleneck(channels, width, stride, head, window_size,
+                                             use_swin, **options))
+                channels, block = width * SwinBottleneck.expansion, block + 1
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.LayerList(stages)
+        self.avgpool = nn.AdaptiveAvgPool2D(1)
+        self.head = classification_head(channels, num_classes)
+
+    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        """``[B, C, H, W]`` -> pooled features ``[B, 4 * widths[-1]]``."""
+        check_image(x, self.in_channels, "SwinResNet")
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return paddle.flatten(self.avgpool(x), 1)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        """``[B, C, H, W]`` -> logits ``[B, num_classes]``."""
+        return self.head(self.forward_features(x))
+
+
+#: The name the reference experiment used.
+SwinResnet = SwinResNet
+
+
+def swin_resnet50(num_classes: int = 1000, **kwargs) -> SwinResNet:
+    """SwinResNet in the ResNet50 layout (stages [3, 4, 6, 3])."""
+    return SwinResNet(num_classes=num_classes, **kwargs)
+
+
+def resnet50_baseline(num_classes: int = 1000) -> nn.Layer:
+    """Paddle's ``resnet50`` with the reference experiment's head, the experiment's baseline."""
+    model = paddle.vision.models.resnet50(num_classes=checks.positive_int("num_classes",
+                                                                          num_classes))
+    model.fc = classification_head(2048, num_classes)
+    return model

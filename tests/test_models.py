@@ -1,0 +1,58 @@
+"""SwinResNet and the ResNet50 baseline: shapes at 224 and 32, the reference layout, errors."""
+
+import paddle
+import pytest
+
+from miziha import SwinT
+from miziha.models import SwinResNet, SwinResnet, resnet50_baseline, swin_resnet50
+from miziha.models.common import ConvBN
+
+
+def test_swin_resnet50_runs_at_224_and_32():
+    model = swin_resnet50(num_classes=10)
+    assert SwinResnet is SwinResNet
+    for size in (224, 32):
+        out = model(paddle.randn([1, 3, size, size]))
+        assert out.shape == [1, 10]
+    out.sum().backward()
+    assert model.stages[3][2].conv2.blocks[1].attn.qkv.weight.grad is not None
+
+
+def test_layout_follows_resnet50():
+    model = SwinResNet(num_classes=10)
+    assert [len(stage) for stage in model.stages] == [3, 4, 6, 3]
+    swints = [block.conv2 for stage in model.stages for block in stage]
+    assert all(isinstance(layer, SwinT) for layer in swints)
+    assert [s.num_heads for s in swints[::1]][:4] == [4, 4, 4, 8]
+    assert [s.downsample is not None for s in swints] == \
+        [False] * 3 + [True] + [False] * 3 + [True] + [False] * 5 + [True] + [False] * 2
+    head = [type(l).__name__ for l in model.head]
+    assert head == ["Dropout", "Linear", "LayerNorm", "Dropout", "LeakyReLU", "Linear"]
+    assert model.head[1].weight.shape == [2048, 256]
+
+
+def test_reference_layout_uses_convs_in_the_last_stage():
+    model = SwinResNet(num_classes=10, conv_last_stage=True)
+    assert all(isinstance(block.conv2, ConvBN) for block in model.stages[3])
+    assert all(isinstance(block.conv2, SwinT) for block in model.stages[2])
+    model.eval()
+    assert model(paddle.randn([2, 3, 224, 224])).shape == [2, 10]
+
+
+def test_resnet50_baseline_has_the_same_head():
+    model = resnet50_baseline(num_classes=7)
+    assert [type(l).__name__ for l in model.fc][-1] == "Linear"
+    assert model(paddle.randn([2, 3, 32, 32])).shape == [2, 7]
+
+
+@pytest.mark.parametrize("factory", [lambda: SwinResNet(num_classes=0),
+                                     lambda: resnet50_baseline(num_classes=0)])
+def test_num_classes_must_be_positive(factory):
+    with pytest.raises(ValueError, match="num_classes must be a positive int, got 0"):
+        factory()
+
+
+def test_wrong_input_channels():
+    model = SwinResNet(num_classes=10)
+    with pytest.raises(ValueError, match=r"expects input \[B, 3, H, W\], got shape \[1, 1, 32, 32\]"):
+        model(paddle.randn([1, 1, 32, 32]))
