@@ -44,3 +44,14 @@ def test_swin_resnet_counts_every_swint_and_the_rest():
 def test_bad_input_size():
     with pytest.raises(ValueError, match=r"\[C, H, W\] or \[B, C, H, W\]"):
         miziha.flops(nn.Conv2D(3, 3, 3), [224, 224])
+
+
+def test_model_costs_example_prints_the_readme_table():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / "model_costs.py"
+    spec = importlib.util.spec_from_file_location("model_costs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module.cost_table([32])
+    assert table.count("| 32x32 |") == 3 and "| 1.00 |" in table

@@ -1,0 +1,46 @@
+"""Parameters and multiply-accumulates (``miziha.flops``) of the networks miziha compares.
+
+Usage: python examples/model_costs.py [--sizes 224 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import paddle
+
+import miziha
+from miziha.models import SwinResNet, resnet50_baseline
+
+MODELS = {
+    "ResNet50 (baseline head)": lambda: resnet50_baseline(num_classes=10),
+    "SwinResNet50": lambda: SwinResNet(num_classes=10),
+    "SwinResNet50, conv last stage": lambda: SwinResNet(num_classes=10, conv_last_stage=True),
+}
+
+
+def cost_table(sizes) -> str:
+    """Markdown table: model, input, parameters (M), GMACs, GMACs relative to ResNet50."""
+    lines = ["| model | input | params (M) | GMACs | x ResNet50 |", "|---|---|---|---|---|"]
+    for size in sizes:
+        base = None
+        for name, build in MODELS.items():
+            report = miziha.flops(build(), [3, size, size])
+            base = base or report.total_macs
+            lines.append(f"| {name} | {size}x{size} | {report.total_params / 1e6:.2f} | "
+                         f"{report.total_macs / 1e9:.3f} | {report.total_macs / base:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 32],
+                        help="square input sides to count at")
+    args = parser.parse_args(argv)
+    paddle.seed(0)
+    print(cost_table(args.sizes))
+
+
+if __name__ == "__main__":
+    main()
