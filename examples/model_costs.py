@@ -10,7 +10,7 @@ import argparse
 import paddle
 
 import miziha
-from miziha.models import SwinResNet, resnet50_baseline
+from miziha.models import SwinResNet, SwinUNet, UNet, resnet50_baseline
 
 MODELS = {
     "ResNet50 (baseline head)": lambda: resnet50_baseline(num_classes=10),
@@ -32,6 +32,18 @@ def cost_table(sizes) -> str:
     return "\n".join(lines)
 
 
+def unet_table(size: int = 128) -> str:
+    """Markdown table for UNet vs SwinUNet (2 classes, widths 32-256) at ``size`` x ``size``."""
+    lines = ["| model | input | params (M) | GMACs | x UNet |", "|---|---|---|---|---|"]
+    base = None
+    for name, model in (("UNet", UNet(3, 2)), ("SwinUNet", SwinUNet(3, 2))):
+        report = miziha.flops(model, [3, size, size])
+        base = base or report.total_macs
+        lines.append(f"| {name} | {size}x{size} | {report.total_params / 1e6:.2f} | "
+                     f"{report.total_macs / 1e9:.3f} | {report.total_macs / base:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,6 +52,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     paddle.seed(0)
     print(cost_table(args.sizes))
+    print()
+    print(unet_table())
 
 
 if __name__ == "__main__":

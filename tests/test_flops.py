@@ -55,3 +55,4 @@ def test_model_costs_example_prints_the_readme_table():
     spec.loader.exec_module(module)
     table = module.cost_table([32])
     assert table.count("| 32x32 |") == 3 and "| 1.00 |" in table
+    assert "| SwinUNet | 32x32 |" in module.unet_table(32)

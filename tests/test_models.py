@@ -56,3 +56,24 @@ def test_wrong_input_channels():
     model = SwinResNet(num_classes=10)
     with pytest.raises(ValueError, match=r"expects input \[B, 3, H, W\], got shape \[1, 1, 32, 32\]"):
         model(paddle.randn([1, 1, 32, 32]))
+
+
+@pytest.mark.parametrize("size", [(37, 45), (16, 16), (5, 3)])
+def test_unet_and_swin_unet_keep_any_size(size):
+    from miziha.models import SwinUNet, UNet
+    for model in (UNet(3, 4, widths=(8, 16, 32)), SwinUNet(3, 4, widths=(8, 16, 32))):
+        out = model(paddle.randn([2, 3, *size]))
+        assert out.shape == [2, 4, *size]
+    out.mean().backward()
+
+
+def test_swin_unet_is_the_unet_with_swint():
+    from miziha.models import SwinUNet, UNet
+    conv, swin = UNet(widths=(16, 32)), SwinUNet(widths=(16, 32))
+    assert sum(isinstance(l, SwinT) for l in swin.sublayers()) == 6
+    assert sum(isinstance(l, SwinT) for l in conv.sublayers()) == 0
+    assert sum(isinstance(l, ConvBN) for l in conv.sublayers()) == 6
+    with pytest.raises(ValueError, match="block must be one of"):
+        UNet(block="transformer")
+    with pytest.raises(ValueError, match=r"expects input \[B, 3, H, W\]"):
+        swin(paddle.randn([1, 1, 8, 8]))

@@ -1,5 +1,7 @@
 """Networks built with SwinT."""
 
+from .unet import SwinUNet, UNet
 from .resnet import SwinBottleneck, SwinResNet, SwinResnet, resnet50_baseline, swin_resnet50
 
-__all__ = ["SwinBottleneck", "SwinResNet", "SwinResnet", "swin_resnet50", "resnet50_baseline"]
+__all__ = ["SwinBottleneck", "SwinResNet", "SwinResnet", "swin_resnet50", "resnet50_baseline",
+           "UNet", "SwinUNet"]

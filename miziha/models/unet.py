@@ -1,0 +1,87 @@
+"""UNet whose 3x3 convolutions are either Conv2D+BN+ReLU or SwinT layers (SwinUNet)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from .. import checks
+from ..swint import SwinT
+from .common import ConvBN, check_image
+
+__all__ = ["UNet", "SwinUNet"]
+
+BLOCK_KINDS = ("conv", "swin")
+
+
+def _unit(in_channels: int, out_channels: int, kind: str, window_size: int) -> nn.Layer:
+    """One "3x3 conv" of the UNet: ConvBN+ReLU, or a SwinT with the same channels."""
+    if kind == "conv":
+        return ConvBN(in_channels, out_channels, 3)
+    return SwinT(in_channels, out_channels, window_size=window_size)
+
+
+class _DoubleBlock(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int, kind: str, window_size: int):
+        super().__init__(_unit(in_channels, out_channels, kind, window_size),
+                         _unit(out_channels, out_channels, kind, window_size))
+
+
+class UNet(nn.Layer):
+    """UNet for segmentation, ``[B, C, H, W]`` -> logits ``[B, num_classes, H, W]``, any H, W.
+
+    Encoder: a double block per width, 2x2 max pooling (ceil mode) between them. Decoder:
+    bilinear upsampling to the skip's size, concatenation with the skip, a double block.
+    Head: 1x1 conv.
+
+    Args:
+        in_channels: image channels.
+        num_classes: classes per pixel (>= 1).
+        widths: channels per level, top to bottom.
+        block: ``"conv"`` (Conv2D+BN+ReLU) or ``"swin"`` (SwinT, default heads).
+        window_size: SwinT window.
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 2,
+                 widths: Sequence[int] = (32, 64, 128, 256), block: str = "conv",
+                 window_size: int = 7) -> None:
+        super().__init__()
+        if block not in BLOCK_KINDS:
+            raise ValueError(f"block must be one of {BLOCK_KINDS}, got {block!r}")
+        self.in_channels = checks.positive_int("in_channels", in_channels)
+        num_classes = checks.positive_int("num_classes", num_classes)
+        widths = [checks.positive_int(f"widths[{i}]", w) for i, w in enumerate(widths)]
+        if len(widths) < 2:
+            raise ValueError(f"widths needs at least 2 levels, got {widths}")
+        self.block = block
+        self.encoder = nn.LayerList(
+            [_DoubleBlock(c_in, c_out, block, window_size)
+             for c_in, c_out in zip([in_channels] + widths[:-1], widths)])
+        self.decoder = nn.LayerList(
+            [_DoubleBlock(deep + skip, skip, block, window_size)
+             for deep, skip in zip(widths[:0:-1], widths[-2::-1])])
+        self.head = nn.Conv2D(widths[0], num_classes, 1)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        check_image(x, self.in_channels, type(self).__name__)
+        skips = []
+        for i, level in enumerate(self.encoder):
+            if i:
+                x = F.max_pool2d(x, 2, ceil_mode=True)
+            x = level(x)
+            skips.append(x)
+        for level, skip in zip(self.decoder, reversed(skips[:-1])):
+            x = F.interpolate(x, size=skip.shape[2:], mode="bilinear", align_corners=False)
+            x = level(paddle.concat([x, skip], axis=1))
+        return self.head(x)
+
+
+class SwinUNet(UNet):
+    """:class:`UNet` with every 3x3 conv a SwinT (same widths and depth)."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 2,
+                 widths: Sequence[int] = (32, 64, 128, 256), window_size: int = 7) -> None:
+        super().__init__(in_channels, num_classes, widths, "swin", window_size)
