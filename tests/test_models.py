@@ -31,6 +31,15 @@ def test_layout_follows_resnet50():
     assert model.head[1].weight.shape == [2048, 256]
 
 
+def test_droppath_schedule_follows_the_swint_depth():
+    model = SwinResNet(num_classes=10, depths=(1, 1), widths=(8, 16), heads=(1, 2),
+                       depth=4, droppath=0.7)
+    rates = [block.drop_path.p for stage in model.stages for b in stage
+             for block in b.conv2.blocks]
+    assert len(rates) == 8 and rates[0] == 0.0 and abs(rates[-1] - 0.7) < 1e-6
+    assert rates == sorted(rates)
+
+
 def test_reference_layout_uses_convs_in_the_last_stage():
     model = SwinResNet(num_classes=10, conv_last_stage=True)
     assert all(isinstance(block.conv2, ConvBN) for block in model.stages[3])

@@ -69,8 +69,9 @@ class SwinResNet(nn.Layer):
         if not len(depths) == len(widths) == len(heads):
             raise ValueError(f"depths, widths and heads need one entry per stage, got "
                              f"{len(depths)}, {len(widths)} and {len(heads)}")
+        per_swint = swint_options.get("depth", 2)  # transformer blocks in each SwinT
         rates = paddle.linspace(0.0, checks.rate("droppath", droppath),
-                                2 * sum(depths)).tolist()
+                                per_swint * sum(depths)).tolist()
         self.stem = nn.Sequential(ConvBN(in_channels, 64, 7, 2), nn.MaxPool2D(3, 2, padding=1))
         stages, channels, block = [], 64, 0
         for stage, (depth, width, head) in enumerate(zip(depths, widths, heads)):
@@ -78,7 +79,8 @@ class SwinResNet(nn.Layer):
             blocks = []
             for i in range(depth):
                 stride = 2 if i == 0 and stage > 0 else 1
-                options = dict(swint_options, droppath=rates[2 * block:2 * block + 2]) \
+                options = dict(swint_options, droppath=rates[per_swint * block:
+                                                             per_swint * (block + 1)]) \
                     if use_swin else {}
                 blocks.append(SwinBottleneck(channels, width, stride, head, window_size,
                                              use_swin, **options))
