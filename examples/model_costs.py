@@ -17,14 +17,15 @@ MODELS = {
     "SwinResNet50": lambda: SwinResNet(num_classes=10),
     "SwinResNet50, conv last stage": lambda: SwinResNet(num_classes=10, conv_last_stage=True),
 }
+SEGMENTATION_MODELS = {"UNet": lambda: UNet(3, 2), "SwinUNet": lambda: SwinUNet(3, 2)}
 
 
-def cost_table(sizes) -> str:
-    """Markdown table: model, input, parameters (M), GMACs, GMACs relative to ResNet50."""
-    lines = ["| model | input | params (M) | GMACs | x ResNet50 |", "|---|---|---|---|---|"]
+def _table(models, sizes, base_label: str) -> str:
+    """Markdown rows of params and GMACs, each size's first model the ratio's base."""
+    lines = [f"| model | input | params (M) | GMACs | x {base_label} |", "|---|---|---|---|---|"]
     for size in sizes:
         base = None
-        for name, build in MODELS.items():
+        for name, build in models.items():
             report = miziha.flops(build(), [3, size, size])
             base = base or report.total_macs
             lines.append(f"| {name} | {size}x{size} | {report.total_params / 1e6:.2f} | "
@@ -32,16 +33,14 @@ def cost_table(sizes) -> str:
     return "\n".join(lines)
 
 
+def cost_table(sizes) -> str:
+    """ResNet50 vs SwinResNet50 (both layouts), relative to ResNet50."""
+    return _table(MODELS, sizes, "ResNet50")
+
+
 def unet_table(size: int = 128) -> str:
-    """Markdown table for UNet vs SwinUNet (2 classes, widths 32-256) at ``size`` x ``size``."""
-    lines = ["| model | input | params (M) | GMACs | x UNet |", "|---|---|---|---|---|"]
-    base = None
-    for name, model in (("UNet", UNet(3, 2)), ("SwinUNet", SwinUNet(3, 2))):
-        report = miziha.flops(model, [3, size, size])
-        base = base or report.total_macs
-        lines.append(f"| {name} | {size}x{size} | {report.total_params / 1e6:.2f} | "
-                     f"{report.total_macs / 1e9:.3f} | {report.total_macs / base:.2f} |")
-    return "\n".join(lines)
+    """UNet vs SwinUNet (2 classes, widths 32-256) at ``size`` x ``size``."""
+    return _table(SEGMENTATION_MODELS, [size], "UNet")
 
 
 def main(argv=None) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numbers
 from typing import Optional, Sequence, Tuple, Union
 
+import paddle
+
 __all__ = ["positive_int", "int_pair", "rate", "rates", "positive_float",
-           "default_num_heads"]
+           "default_num_heads", "tensor"]
 
 
 def _is_int(value) -> bool:
@@ -70,3 +72,9 @@ def default_num_heads(channels: int, head_dim: int = 32) -> int:
     while channels % heads:
         heads -= 1
     return heads
+
+
+def tensor(owner: str, x) -> None:
+    """``x`` must be a Paddle tensor (an eager Tensor, or a Value while building a graph)."""
+    if not isinstance(x, (paddle.Tensor, paddle.pir.Value)):
+        raise TypeError(f"{owner} expects a paddle.Tensor, got {type(x).__name__}")

@@ -94,8 +94,7 @@ class SwinT(nn.Layer):
             if not self.downsample_enabled and self.out_channels != self.in_channels else None
 
     def _check_input(self, x: paddle.Tensor) -> None:
-        if not isinstance(x, (paddle.Tensor, paddle.pir.Value)):
-            raise TypeError(f"SwinT expects a paddle.Tensor, got {type(x).__name__}")
+        checks.tensor("SwinT", x)
         if x.ndim != 4:
             raise ValueError(f"SwinT expects a 4-D {self.data_format} input, got "
                              f"{x.ndim}-D input of shape {list(x.shape)}")

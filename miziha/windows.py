@@ -163,7 +163,8 @@ def cached_geometry(height: int, width: int, window_size: Tuple[int, int],
         height, width, window_size, shift_size: as for :func:`window_geometry`.
         place: device of the tables (that of the input); default: Paddle's current device.
 
-    The 32 most recently used geometries are kept (:func:`clear_cache` frees them); a mask is ``[nW, N, N]`` float32, about 0.6 MB for a 56x56 map with window 7.
+    The 32 most recently used geometries are kept (:func:`clear_cache` frees them); a mask
+    is ``[nW, N, N]`` float32, about 0.6 MB for a 56x56 map with window 7.
     """
     place = str(place) if place is not None else str(paddle.get_device())
     return _cached(int(height), int(width), tuple(window_size), tuple(shift_size),

@@ -37,7 +37,7 @@ def test_resnet50_all_16_bottleneck_convs_and_nothing_else():
         model.clear_gradients()
 
 
-def test_vgg_and_resnet18_run_after_swinify():
+def test_vgg_runs_after_swinify():
     vgg, report = swinify(paddle.vision.models.vgg11(num_classes=10), window_size=4)
     assert len(report.replaced) == 8
     vgg.eval()

@@ -33,8 +33,7 @@ def classification_head(in_features: int, num_classes: int) -> nn.Sequential:
 
 def check_image(x: paddle.Tensor, channels: int, model: str) -> None:
     """A clear error for input that is not ``[B, channels, H, W]``."""
-    if not isinstance(x, (paddle.Tensor, paddle.pir.Value)):
-        raise TypeError(f"{model} expects a paddle.Tensor, got {type(x).__name__}")
+    checks.tensor(model, x)
     if x.ndim != 4 or x.shape[1] != channels:
         raise ValueError(f"{model} expects input [B, {channels}, H, W], got shape "
                          f"{list(x.shape)}")
