@@ -10,7 +10,7 @@ import argparse
 import paddle
 
 import miziha
-from miziha.models import SwinResNet, SwinUNet, UNet, resnet50_baseline
+from miziha.models import SwinResNet, SwinUNet, UNet, resnet50_baseline, swin_tiny
 
 MODELS = {
     "ResNet50 (baseline head)": lambda: resnet50_baseline(num_classes=10),
@@ -18,6 +18,8 @@ MODELS = {
     "SwinResNet50, conv last stage": lambda: SwinResNet(num_classes=10, conv_last_stage=True),
 }
 SEGMENTATION_MODELS = {"UNet": lambda: UNet(3, 2), "SwinUNet": lambda: SwinUNet(3, 2)}
+IMAGENET_MODELS = {"ResNet50 (1000 classes)": paddle.vision.models.resnet50,
+                   "Swin-T (1000 classes)": swin_tiny}
 
 
 def _table(models, sizes, base_label: str) -> str:
@@ -43,6 +45,11 @@ def unet_table(size: int = 128) -> str:
     return _table(SEGMENTATION_MODELS, [size], "UNet")
 
 
+def swin_table(size: int = 224) -> str:
+    """Swin-T vs Paddle's ResNet50, both with 1000 classes, at ``size`` x ``size``."""
+    return _table(IMAGENET_MODELS, [size], "ResNet50")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,6 +60,8 @@ def main(argv=None) -> None:
     print(cost_table(args.sizes))
     print()
     print(unet_table())
+    print()
+    print(swin_table())
 
 
 if __name__ == "__main__":

@@ -11,7 +11,26 @@ from .attention import WindowAttention
 from .init import layer_norm, linear
 from .windows import WindowGeometry
 
-__all__ = ["Mlp", "DropPath", "SwinTransformerBlock", "PatchMerging"]
+__all__ = ["Mlp", "DropPath", "SwinTransformerBlock", "PatchMerging", "pad_bottom_right"]
+
+
+def pad_bottom_right(x: paddle.Tensor, multiple: int, height, width,
+                     height_axis: int) -> paddle.Tensor:
+    """Zero-pad the spatial axes ``height_axis`` and ``height_axis + 1`` at the bottom and
+    right up to multiples of ``multiple``; ``height``/``width`` are ints or 0-D tensors.
+
+    Concatenates zeros then crops, which works for sizes known only in a static graph. Not
+    ``F.pad``: its NHWC kernel corrupts memory in Paddle 3.3's oneDNN inference.
+    """
+    if isinstance(height, int) and isinstance(width, int) \
+            and height % multiple == 0 and width % multiple == 0:
+        return x
+    for axis in (height_axis, height_axis + 1):
+        zeros = paddle.zeros_like(paddle.slice(x, [axis], [0], [1]))
+        x = paddle.concat([x] + [zeros] * (multiple - 1), axis=axis)
+    ends = [(height + multiple - 1) // multiple * multiple,
+            (width + multiple - 1) // multiple * multiple]
+    return paddle.slice(x, [height_axis, height_axis + 1], [0, 0], ends)
 
 
 class Mlp(nn.Layer):
@@ -118,13 +137,7 @@ class PatchMerging(nn.Layer):
 
         Returns: ``[B, ceil(H/2), ceil(W/2), out_dim]``.
         """
-        if not (isinstance(height, int) and isinstance(width, int)
-                and height % 2 == 0 and width % 2 == 0):
-            # Append a zero row and column, then crop to even sizes. Not F.pad: its NHWC
-            # kernel corrupts memory in Paddle 3.3's oneDNN inference.
-            x = paddle.concat([x, paddle.zeros_like(x[:, :1])], axis=1)
-            x = paddle.concat([x, paddle.zeros_like(x[:, :, :1])], axis=2)
-            x = x[:, :(height + 1) // 2 * 2, :(width + 1) // 2 * 2]
+        x = pad_bottom_right(x, 2, height, width, height_axis=1)
         half_w = (width + 1) // 2
         # [B, H/2, 2 (row), W/2, 2 (col), C] -> [B, H/2, W/2, col, row, C]
         x = x.reshape([0, -1, 2, half_w, 2, self.dim]).transpose([0, 1, 3, 4, 2, 5])

@@ -143,3 +143,29 @@ def swint(x, params, num_heads, window_size, depth, downsample, out_channels,
     elif out_channels != x.shape[-1]:
         x = linear(x, params["proj.weight"], params["proj.bias"])
     return x.transpose(0, 3, 1, 2) if data_format == "NCHW" else x
+
+
+def patch_embed(x, params, patch):
+    """Official patch embedding on x [B, C, H, W]: zero-pad bottom/right to multiples of
+    patch, a stride-patch convolution written as a matmul per patch, LayerNorm -> [B, h, w, D]."""
+    b, c, h, w = x.shape
+    x = np.pad(x, ((0, 0), (0, 0), (0, -h % patch), (0, -w % patch)))
+    hp, wp = x.shape[2] // patch, x.shape[3] // patch
+    patches = x.reshape(b, c, hp, patch, wp, patch).transpose(0, 2, 4, 1, 3, 5)
+    weight = params["proj.weight"]  # [D, C, p, p]
+    y = patches.reshape(b, hp, wp, -1) @ weight.reshape(weight.shape[0], -1).T + params["proj.bias"]
+    return layer_norm(y, params["norm.weight"], params["norm.bias"])
+
+
+def swin_transformer(x, params, depths, num_heads, window_size, patch):
+    """Whole Swin V1 classifier on x [B, C, H, W] -> logits; params keyed like miziha's."""
+    def sub(prefix):
+        return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+
+    x = patch_embed(x, sub("patch_embed."), patch)
+    for i, (depth, heads) in enumerate(zip(depths, num_heads)):
+        last = i == len(depths) - 1
+        x = swint(x, sub(f"layers.{i}."), heads, window_size, depth, downsample=not last,
+                  out_channels=x.shape[-1] * (1 if last else 2), data_format="NHWC")
+    x = layer_norm(x, params["norm.weight"], params["norm.bias"]).mean(axis=(1, 2))
+    return linear(x, params["head.weight"], params["head.bias"])

@@ -56,3 +56,4 @@ def test_model_costs_example_prints_the_readme_table():
     table = module.cost_table([32])
     assert table.count("| 32x32 |") == 3 and "| 1.00 |" in table
     assert "| SwinUNet | 32x32 |" in module.unet_table(32)
+    assert "| Swin-T (1000 classes) | 224x224 | 28.29 | 4.494 | 1.10 |" in module.swin_table()

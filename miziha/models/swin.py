@@ -1,0 +1,164 @@
+"""The Swin Transformer of the Swin paper (Liu et al., 2021), assembled from ``SwinT`` stages."""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping, Sequence
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+from .. import checks
+from ..blocks import pad_bottom_right
+from ..init import layer_norm, linear
+from ..swint import SwinT
+from .common import check_image
+
+__all__ = ["PatchEmbed", "SwinTransformer", "swin_tiny", "official_to_miziha"]
+
+#: Buffers of the official checkpoints that miziha derives from the input size instead.
+OFFICIAL_BUFFERS = ("relative_position_index", "attn_mask")
+
+
+class PatchEmbed(nn.Layer):
+    """Non-overlapping ``patch_size`` x ``patch_size`` patches, linearly embedded, then
+    LayerNorm: ``[B, C, H, W] -> [B, ceil(H/p), ceil(W/p), embed_dim]``.
+
+    Sides that are not a multiple of the patch are zero-padded at the bottom/right, as the
+    official detection code does.
+    """
+
+    def __init__(self, in_channels: int, embed_dim: int, patch_size: int = 4) -> None:
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2D(in_channels, embed_dim, patch_size, stride=patch_size)
+        self.norm = layer_norm(embed_dim)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if paddle.in_dynamic_mode():
+            height, width = x.shape[2], x.shape[3]
+        else:
+            shape = paddle.shape(x)
+            height, width = shape[2], shape[3]
+        x = pad_bottom_right(x, self.patch_size, height, width, height_axis=2)
+        return self.norm(self.proj(x).transpose([0, 2, 3, 1]))
+
+
+class SwinTransformer(nn.Layer):
+    """Swin Transformer V1 for image classification, for any input size.
+
+    Patch embedding (4x4 patches -> ``embed_dim``), then one :class:`~miziha.SwinT` per
+    stage in NHWC (stage ``i`` has ``depths[i]`` blocks at ``embed_dim * 2**i`` channels and,
+    except the last, ends with patch merging), a final LayerNorm, global average pooling and
+    a linear head. Stochastic depth rises linearly from 0 to ``droppath`` over all blocks.
+    No absolute position embedding (the official default, ``ape=False``).
+
+    Parameter names follow the official checkpoints (``patch_embed.proj``,
+    ``layers.{i}.blocks.{j}.attn.qkv``, ``layers.{i}.downsample.reduction``, ``norm``,
+    ``head``); see :func:`official_to_miziha` to load one.
+
+    Args:
+        num_classes: classes of the head (>= 1).
+        in_channels: image channels.
+        embed_dim: channels after patch embedding.
+        depths: blocks per stage (each even: W-MSA / SW-MSA pairs).
+        num_heads: attention heads per stage.
+        window_size: attention window side.
+        patch_size: side of the embedded patches.
+        mlp_ratio, qkv_bias, qk_scale, dropout, attention_dropout: as in ``SwinT``.
+        droppath: the stochastic depth rate of the last block.
+    """
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, embed_dim: int = 96,
+                 depths: Sequence[int] = (2, 2, 6, 2), num_heads: Sequence[int] = (3, 6, 12, 24),
+                 window_size: int = 7, patch_size: int = 4, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, qk_scale=None, dropout: float = 0.0,
+                 attention_dropout: float = 0.0, droppath: float = 0.1) -> None:
+        super().__init__()
+        self.num_classes = checks.positive_int("num_classes", num_classes)
+        self.in_channels = checks.positive_int("in_channels", in_channels)
+        embed_dim = checks.positive_int("embed_dim", embed_dim)
+        if len(depths) != len(num_heads) or not depths:
+            raise ValueError(f"depths and num_heads need one entry per stage, got {len(depths)} "
+                             f"and {len(num_heads)}")
+        self.patch_embed = PatchEmbed(in_channels, embed_dim,
+                                      checks.positive_int("patch_size", patch_size))
+        self.pos_drop = nn.Dropout(checks.rate("dropout", dropout))
+        rates = paddle.linspace(0.0, checks.rate("droppath", droppath), sum(depths)).tolist()
+        layers, start = [], 0
+        for i, (depth, heads) in enumerate(zip(depths, num_heads)):
+            dim, last = embed_dim * 2 ** i, i == len(depths) - 1
+            layers.append(SwinT(dim, dim if last else 2 * dim, num_heads=heads,
+                                window_size=window_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                                qk_scale=qk_scale, dropout=dropout,
+                                attention_dropout=attention_dropout,
+                                droppath=rates[start:start + depth], downsample=not last,
+                                depth=depth, data_format="NHWC"))
+            start += depth
+        self.layers = nn.LayerList(layers)
+        self.num_features = embed_dim * 2 ** (len(depths) - 1)
+        self.norm = layer_norm(self.num_features)
+        self.head = linear(self.num_features, self.num_classes)
+
+    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        """``[B, C, H, W]`` -> pooled features ``[B, num_features]``."""
+        check_image(x, self.in_channels, "SwinTransformer")
+        x = self.pos_drop(self.patch_embed(x))
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x).mean(axis=[1, 2])
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        """``[B, C, H, W]`` -> logits ``[B, num_classes]``."""
+        return self.head(self.forward_features(x))
+
+
+def swin_tiny(num_classes: int = 1000, **kwargs) -> SwinTransformer:
+    """Swin-T: embed 96, depths [2, 2, 6, 2], heads [3, 6, 12, 24], window 7, and the
+    stochastic depth of the official Swin-T config (0.2) unless ``droppath`` is given."""
+    options = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
+                   window_size=7, droppath=0.2)
+    options.update(kwargs)
+    return SwinTransformer(num_classes=num_classes, **options)
+
+
+def official_to_miziha(model: SwinTransformer,
+                       state: Mapping[str, object]) -> Dict[str, np.ndarray]:
+    """Convert an official Swin V1 classification state dict for ``model.set_state_dict``.
+
+    The names are the same. Linear weights are transposed (PyTorch stores ``[out, in]``,
+    Paddle ``[in, out]``); the ``relative_position_index`` and ``attn_mask`` buffers are
+    dropped, since miziha builds them for each input size.
+
+    Args:
+        model: the miziha model the weights are for (it says which tensors are Linear).
+        state: official names -> arrays (``torch_state[k].numpy()``, or anything
+            ``np.asarray`` takes).
+
+    Returns: names -> float32 arrays, every parameter of ``model`` exactly once.
+
+    Raises:
+        ValueError: names missing or unexpected, or a shape that does not fit.
+    """
+    linear_weights = {f"{name}.weight" for name, layer in model.named_sublayers()
+                      if isinstance(layer, nn.Linear)}
+    expected = model.state_dict()
+    converted = {}
+    for name, value in state.items():
+        if name.rsplit(".", 1)[-1] in OFFICIAL_BUFFERS:
+            continue
+        array = np.asarray(value, dtype=np.float32)
+        converted[name] = array.T if name in linear_weights else array
+    missing = sorted(set(expected) - set(converted))
+    unexpected = sorted(set(converted) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"state dict does not fit the model: missing {missing[:5]}"
+                         f"{'...' if len(missing) > 5 else ''} ({len(missing)}), unexpected "
+                         f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''} "
+                         f"({len(unexpected)})")
+    for name, array in converted.items():
+        if list(array.shape) != list(expected[name].shape):
+            raise ValueError(f"{name}: the model has shape {list(expected[name].shape)}, the "
+                             f"state dict {list(array.shape)} (after transposing Linear "
+                             f"weights)")
+    return converted
