@@ -1,0 +1,98 @@
+"""SwinResNet vs ResNet50 on CIFAR-10: test accuracy and training speed side by side.
+
+The defaults are the reference experiment's protocol: SwinResNet at 224x224 (CIFAR images
+resized), ResNet50 at 224x224 and at 32x32, plus SwinResNet at 32x32; 40 epochs, batch 80,
+Momentum(lr 0.01, momentum 0.9, L2 1e-4), no augmentation. Outputs go to --output:
+results.json, results.md, comparison.png, VisualDL logs (vdl/) and checkpoints/.
+
+  python examples/cifar10_compare.py --data-file ~/cifar-10-python.tar.gz
+  python examples/cifar10_compare.py --quick            # the `make demo` run (digits, CPU)
+  python -m paddle.distributed.launch --devices 0,1 examples/cifar10_compare.py ...
+  python examples/cifar10_compare.py --resume           # continue an interrupted run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from miziha.experiments import CompareOptions, TrainConfig, run_comparison
+from miziha.experiments.compare import ARCHITECTURES, REFERENCE_MODELS
+from miziha.experiments.data import DataUnavailable
+
+#: ``--quick``: the few-minute CPU run of ``make demo``. Any option given explicitly wins.
+QUICK = dict(dataset="digits", models=["swin_resnet50@32", "resnet50@32"], epochs=2,
+             batch_size=32, limit_train=640, speed_models=["swin_resnet50@224", "resnet50@224"],
+             speed_batch=2, speed_steps=2, output="runs/demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("--models", nargs="+", default=list(REFERENCE_MODELS), metavar="ARCH@SIZE",
+        help=f"models to train, each an architecture ({', '.join(sorted(ARCHITECTURES))}) and "
+             f"the square input side its images are resized to (default: %(default)s)")
+    add("--dataset", choices=["cifar10", "digits"], default="cifar10",
+        help="cifar10 (downloads, or --data-file), or scikit-learn's handwritten digits "
+             "(offline, 8x8 scans upsampled, 80/20 split) (default: %(default)s)")
+    add("--data-file", help="a local cifar-10-python.tar.gz, for machines without internet")
+    add("--limit-train", type=int, help="use only this many training images (smoke runs)")
+    add("--limit-test", type=int, help="use only this many test images")
+    add("--epochs", type=int, default=40, help="training epochs (default: %(default)s)")
+    add("--batch-size", type=int, default=80, help="batch size per process (default: "
+                                                   "%(default)s)")
+    add("--lr", type=float, default=0.01, help="Momentum learning rate (default: %(default)s)")
+    add("--momentum", type=float, default=0.9, help="momentum (default: %(default)s)")
+    add("--weight-decay", type=float, default=1e-4, help="L2 decay (default: %(default)s)")
+    add("--augment", action="store_true", help="random crop (pad 4) and horizontal flip; off "
+                                               "by default, as in the reference")
+    add("--amp", action="store_true", help="float16 mixed precision (O1) on GPUs that support "
+                                           "it; on CPU a notice is printed and fp32 is used")
+    add("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    add("--warmup-steps", type=int, default=2,
+        help="training steps left out of the timing (default: %(default)s)")
+    add("--speed-models", nargs="*", default=[], metavar="ARCH@SIZE",
+        help="models timed on a few training steps only, reported apart as speed-only")
+    add("--speed-batch", type=int, default=8, help="batch of the speed-only runs "
+                                                   "(default: %(default)s)")
+    add("--speed-steps", type=int, default=3, help="timed steps of the speed-only runs "
+                                                   "(default: %(default)s)")
+    add("--output", default="runs/cifar10_compare", help="output folder (default: %(default)s)")
+    add("--resume", action="store_true", help="continue from the checkpoints in --output")
+    add("--quick", action="store_true",
+        help="the few-minute CPU demo: " + " ".join(
+            f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
+            for k, v in QUICK.items()))
+    return parser
+
+
+def parse_options(argv=None) -> CompareOptions:
+    parser = build_parser()
+    if "--quick" in (sys.argv[1:] if argv is None else argv):
+        parser.set_defaults(**QUICK)
+    args = parser.parse_args(argv)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         momentum=args.momentum, weight_decay=args.weight_decay,
+                         augment=args.augment, amp=args.amp, seed=args.seed,
+                         warmup_steps=args.warmup_steps)
+    return CompareOptions(models=args.models, dataset=args.dataset, data_file=args.data_file,
+                          limit_train=args.limit_train, limit_test=args.limit_test,
+                          output=Path(args.output), resume=args.resume,
+                          speed_models=args.speed_models, speed_batch=args.speed_batch,
+                          speed_steps=args.speed_steps, config=config)
+
+
+def main(argv=None) -> int:
+    try:
+        options = parse_options(argv)
+        run_comparison(options)
+    except (ValueError, DataUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

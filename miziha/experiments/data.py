@@ -1,0 +1,149 @@
+"""In-memory image datasets for the comparison examples: CIFAR-10 (through Paddle's loader),
+scikit-learn's handwritten digits, and a folder of images with masks or generated shapes for
+segmentation. Images are kept at their stored resolution as normalised float32 ``[N, 3, h, w]``;
+resizing to a model's input happens per batch (:func:`to_input`)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+from urllib.parse import urlparse
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+__all__ = ["ArrayDataset", "DataUnavailable", "load_cifar10", "load_digits", "to_input",
+           "augment", "limit"]
+
+#: Per-channel statistics of the CIFAR-10 training set.
+CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], dtype="float32")
+CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616], dtype="float32")
+
+
+class DataUnavailable(RuntimeError):
+    """A dataset could not be read or downloaded; the message says what to do."""
+
+
+@dataclass
+class ArrayDataset(paddle.io.Dataset):
+    """Images ``[N, 3, h, w]`` float32 and labels: ``[N]`` class ids, or ``[N, h, w]`` masks."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    num_classes: int
+    name: str
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{self.name}: {len(self.images)} images but "
+                             f"{len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return self.images[index], self.labels[index]
+
+
+def limit(data: ArrayDataset, count: Optional[int], seed: int = 0) -> ArrayDataset:
+    """A random subset of ``count`` samples (all of them when ``count`` is None)."""
+    if count is None or count >= len(data):
+        return data
+    if count < 1:
+        raise ValueError(f"a dataset limit must be at least 1, got {count}")
+    keep = np.sort(np.random.default_rng(seed).permutation(len(data))[:count])
+    return ArrayDataset(data.images[keep], data.labels[keep], data.num_classes, data.name)
+
+
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    host = urlparse(url).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_cifar10(data_file: Optional[str] = None) -> Tuple[ArrayDataset, ArrayDataset]:
+    """CIFAR-10 train and test sets through ``paddle.vision.datasets.Cifar10``.
+
+    Args:
+        data_file: a local ``cifar-10-python.tar.gz``. Without it Paddle's cached copy is used,
+            or downloaded when the host can be reached.
+
+    Raises:
+        DataUnavailable: no file given and the download is not possible, or the file is not
+            a CIFAR-10 archive.
+    """
+    from paddle.dataset.common import DATA_HOME
+    from paddle.vision.datasets import cifar
+
+    if data_file is not None:
+        if not Path(data_file).is_file():
+            raise DataUnavailable(f"--data-file {data_file}: no such file")
+    else:
+        cached = Path(DATA_HOME) / "cifar" / Path(urlparse(cifar.CIFAR10_URL).path).name
+        if not cached.is_file() and not _reachable(cifar.CIFAR10_URL):
+            raise DataUnavailable(
+                f"CIFAR-10 is not in Paddle's cache ({cached}) and {cifar.CIFAR10_URL} cannot be "
+                f"reached. Download cifar-10-python.tar.gz elsewhere and pass it with "
+                f"--data-file PATH, or use --dataset digits to run offline.")
+    splits = []
+    for mode in ("train", "test"):
+        try:
+            dataset = cifar.Cifar10(data_file=data_file, mode=mode, download=data_file is None)
+        except Exception as error:  # Paddle raises assorted errors for bad files/downloads
+            raise DataUnavailable(f"could not read CIFAR-10 ({mode}) from "
+                                  f"{data_file or 'the download'}: {error}. Pass a "
+                                  f"cifar-10-python.tar.gz with --data-file.") from error
+        if not dataset.data:
+            raise DataUnavailable(f"{data_file}: no CIFAR-10 {mode} batches in the archive")
+        images = np.stack([sample for sample, _ in dataset.data]).reshape(-1, 3, 32, 32)
+        images = (images.astype("float32") / 255.0 - CIFAR10_MEAN[:, None, None]) \
+            / CIFAR10_STD[:, None, None]
+        labels = np.array([label for _, label in dataset.data], dtype="int64")
+        splits.append(ArrayDataset(images, labels, 10, f"cifar10-{mode}"))
+    return splits[0], splits[1]
+
+
+def load_digits(test_fraction: float = 0.2,
+                seed: int = 0) -> Tuple[ArrayDataset, ArrayDataset]:
+    """scikit-learn's 1,797 handwritten digits (8x8, real scans, shipped with the package) as
+    3-channel images in [-1, 1], split at random into train and test (80/20 by default)."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    images = (bunch.images.astype("float32") / 16.0 - 0.5) / 0.5
+    images = np.repeat(images[:, None], 3, axis=1)
+    labels = bunch.target.astype("int64")
+    order = np.random.default_rng(seed).permutation(len(images))
+    cut = int(round(len(images) * (1.0 - test_fraction)))
+    train, test = order[:cut], order[cut:]
+    return (ArrayDataset(images[train], labels[train], 10, "digits-train"),
+            ArrayDataset(images[test], labels[test], 10, "digits-test"))
+
+
+def augment(images: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
+    """Random crop after zero padding by ``pad`` and random horizontal flip, per image:
+    ``[B, C, h, w] -> [B, C, h, w]``."""
+    batch, _, height, width = images.shape
+    padded = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    out = np.empty_like(images)
+    tops = rng.integers(0, 2 * pad + 1, batch)
+    lefts = rng.integers(0, 2 * pad + 1, batch)
+    flips = rng.random(batch) < 0.5
+    for i in range(batch):
+        crop = padded[i, :, tops[i]:tops[i] + height, lefts[i]:lefts[i] + width]
+        out[i] = crop[:, :, ::-1] if flips[i] else crop
+    return out
+
+
+def to_input(images: np.ndarray, size: int) -> paddle.Tensor:
+    """A batch as the model's input ``[B, 3, size, size]`` (bilinear resize when needed)."""
+    x = paddle.to_tensor(images)
+    if x.shape[2] != size or x.shape[3] != size:
+        x = F.interpolate(x, size=[size, size], mode="bilinear", align_corners=False)
+    return x

@@ -1,0 +1,77 @@
+"""Evaluation metrics as sums, so that shards evaluated by several processes add up exactly."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+__all__ = ["ClassificationMetrics", "SegmentationMetrics"]
+
+
+class ClassificationMetrics:
+    """Loss, top-1 and top-5 accuracy over logits ``[B, K]`` and labels ``[B]``."""
+
+    primary = "top1"
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.sums = np.zeros(4)  # loss sum, top-1 hits, top-5 hits, samples
+
+    @staticmethod
+    def loss(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
+        return F.cross_entropy(logits, labels.reshape([-1, 1]))
+
+    def update(self, logits: paddle.Tensor, labels: paddle.Tensor) -> None:
+        logits = logits.astype("float32")
+        k = min(5, self.num_classes)
+        top = paddle.topk(logits, k, axis=1)[1].numpy()
+        truth = labels.numpy().reshape(-1, 1)
+        loss = F.cross_entropy(logits, labels.reshape([-1, 1]), reduction="sum").item()
+        self.sums += [loss, (top[:, :1] == truth).sum(), (top == truth).any(1).sum(), len(truth)]
+
+    def result(self) -> Dict[str, float]:
+        loss, top1, top5, count = self.sums
+        count = max(count, 1)
+        return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count}
+
+
+class SegmentationMetrics:
+    """Loss, pixel accuracy and mean IoU over logits ``[B, K, H, W]`` and masks ``[B, H, W]``.
+
+    The IoU mean is over the classes that occur in the masks or the predictions.
+    """
+
+    primary = "miou"
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        # loss sum, pixels, then the confusion matrix (truth x prediction), flattened
+        self.sums = np.zeros(2 + num_classes * num_classes)
+
+    @staticmethod
+    def loss(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
+        return F.cross_entropy(logits, labels.unsqueeze(1), axis=1)
+
+    def update(self, logits: paddle.Tensor, labels: paddle.Tensor) -> None:
+        logits = logits.astype("float32")
+        k = self.num_classes
+        prediction = logits.argmax(axis=1).numpy().ravel()
+        truth = labels.numpy().ravel()
+        loss = F.cross_entropy(logits, labels.unsqueeze(1), axis=1, reduction="sum").item()
+        self.sums[0] += loss
+        self.sums[1] += truth.size
+        self.sums[2:] += np.bincount(truth * k + prediction, minlength=k * k)
+
+    def result(self) -> Dict[str, float]:
+        k = self.num_classes
+        confusion = self.sums[2:].reshape(k, k)
+        pixels = max(self.sums[1], 1)
+        union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
+        present = union > 0
+        iou = np.diag(confusion)[present] / union[present]
+        return {"loss": self.sums[0] / pixels,
+                "pixel_accuracy": np.trace(confusion) / pixels,
+                "miou": float(iou.mean()) if iou.size else 0.0}

@@ -1,0 +1,115 @@
+"""Where a run executes: device, processes (``paddle.distributed.launch``), AMP support."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import paddle
+import paddle.distributed as dist
+
+__all__ = ["Runtime", "current_runtime", "Progress", "thread_count"]
+
+
+@dataclass
+class Runtime:
+    """The process's place in a run. ``rank == 0`` writes every output."""
+
+    rank: int
+    world_size: int
+    device: str
+    amp: bool  # float16 autocast in use
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.startswith("gpu")
+
+    def synchronize(self) -> None:
+        """Wait for queued device work, so that wall-clock timings are real (GPU only)."""
+        if self.on_gpu:
+            paddle.device.synchronize()
+
+    def reset_peak_memory(self) -> None:
+        if self.on_gpu:
+            paddle.device.cuda.reset_max_memory_allocated()
+
+    def peak_memory_mb(self) -> Optional[float]:
+        """Peak allocated device memory since the last reset; None on CPU, where Paddle does
+        not report it."""
+        if self.on_gpu:
+            return paddle.device.cuda.max_memory_allocated() / 2 ** 20
+        return None
+
+    def all_sum(self, values):
+        """Sum a float64 numpy array over all processes."""
+        if self.world_size == 1:
+            return values
+        tensor = paddle.to_tensor(values, dtype="float64")
+        dist.all_reduce(tensor)
+        return tensor.numpy()
+
+
+_initialised = False
+
+
+def current_runtime(amp: bool = False, log=print) -> Runtime:
+    """Set up the process (once): data-parallel when started by ``paddle.distributed.launch``
+    with more than one process. ``amp`` is honoured only on a GPU with float16 support; else a
+    notice is logged and the run stays in float32."""
+    global _initialised
+    world_size = dist.get_world_size()
+    if world_size > 1 and not _initialised:
+        dist.init_parallel_env()
+        _initialised = True
+    device = paddle.device.get_device()
+    use_amp = False
+    if amp:
+        use_amp = device.startswith("gpu") and paddle.amp.is_float16_supported(device)
+        if not use_amp:
+            log(f"notice: --amp needs a CUDA GPU with float16 support; this run is on "
+                f"{device}, so it stays in float32")
+    return Runtime(dist.get_rank(), world_size, device, use_amp)
+
+
+class Progress:
+    """A progress line on stderr: ``label [#####-----] 12/40 loss 1.234 256 ms/batch``.
+
+    On a terminal the line is redrawn in place; otherwise a line is printed about every tenth
+    of the steps, so logs stay short.
+    """
+
+    def __init__(self, label: str, total: int, enabled: bool = True, stream=None) -> None:
+        self.label, self.total, self.enabled = label, max(total, 1), enabled
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.perf_counter()
+        self._last_decile = -1
+
+    def update(self, step: int, **values: float) -> None:
+        if not self.enabled:
+            return
+        decile = step * 10 // self.total
+        if not self.tty and decile == self._last_decile and step != self.total:
+            return
+        self._last_decile = decile
+        filled = step * 20 // self.total
+        fields = " ".join(f"{k} {v:.4g}" for k, v in values.items())
+        line = (f"{self.label} [{'#' * filled}{'-' * (20 - filled)}] {step}/{self.total} "
+                f"{fields} {time.perf_counter() - self.start:.0f}s")
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        if self.tty and step == self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def thread_count() -> Optional[int]:
+    """The OpenMP thread count Paddle's CPU kernels use (paddle sets it to 1 when unset)."""
+    value = os.environ.get("OMP_NUM_THREADS")
+    return int(value) if value and value.isdigit() else None

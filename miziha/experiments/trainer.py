@@ -1,0 +1,286 @@
+"""Train and evaluate one model with per-epoch checkpoints, resume, timing and VisualDL logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+from ..flops import flops
+from .data import ArrayDataset, augment, to_input
+from .runtime import Progress, Runtime
+
+__all__ = ["TrainConfig", "train_model", "measure_train_speed", "checkpoint_state"]
+
+
+@dataclass
+class TrainConfig:
+    """The training protocol. Defaults are the reference CIFAR-10 experiment's: 40 epochs,
+    batch 80, Momentum(lr 0.01, momentum 0.9) with L2 weight decay 1e-4, no augmentation."""
+
+    epochs: int = 40
+    batch_size: int = 80
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    augment: bool = False
+    amp: bool = False
+    seed: int = 0
+    warmup_steps: int = 2  # first steps of a run left out of the timing
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
+            raise ValueError(f"need lr > 0, 0 <= momentum < 1, weight_decay >= 0; got lr="
+                             f"{self.lr}, momentum={self.momentum}, "
+                             f"weight_decay={self.weight_decay}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def checkpoint_state(output: Path, name: str) -> Optional[dict]:
+    """The saved state of ``name`` under ``output`` (``None`` when there is none)."""
+    path = Path(output) / "checkpoints" / _safe(name) / "state.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _save_checkpoint(folder: Path, epoch: int, model: nn.Layer, optimizer, scaler,
+                     state: dict) -> None:
+    """Write epoch files, then point ``state.json`` at them (atomically), then drop older
+    epochs: a run killed at any moment leaves the last complete epoch loadable."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paddle.save(model.state_dict(), str(folder / f"epoch_{epoch}.pdparams"))
+    paddle.save(optimizer.state_dict(), str(folder / f"epoch_{epoch}.pdopt"))
+    if scaler is not None:
+        paddle.save(scaler.state_dict(), str(folder / f"epoch_{epoch}.pdscaler"))
+    tmp = folder / "state.json.tmp"
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, folder / "state.json")
+    for old in folder.glob("epoch_*"):
+        if old.stem != f"epoch_{epoch}":
+            old.unlink()
+
+
+def _batches(data: ArrayDataset, batch_size: int, runtime: Runtime, shuffle: bool,
+             epoch: int, seed: int):
+    """Index batches of this process's shard (Paddle's ``DistributedBatchSampler``)."""
+    sampler = paddle.io.DistributedBatchSampler(
+        data, batch_size, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=shuffle)
+    if shuffle:
+        sampler.set_epoch(seed * 100_003 + epoch)
+    return sampler
+
+
+def _evaluate(model: nn.Layer, data: ArrayDataset, input_size: Optional[int], metrics,
+              batch_size: int, runtime: Runtime) -> Dict[str, float]:
+    """Metrics over the whole set; each process takes every world_size-th sample."""
+    model.eval()
+    shard = np.arange(runtime.rank, len(data), runtime.world_size)
+    with paddle.no_grad():
+        for start in range(0, len(shard), batch_size):
+            index = shard[start:start + batch_size]
+            with paddle.amp.auto_cast(enable=runtime.amp, level="O1", dtype="float16"):
+                logits = model(_input(data.images[index], input_size))
+            metrics.update(logits, paddle.to_tensor(data.labels[index]))
+    model.train()
+    metrics.sums = runtime.all_sum(metrics.sums)
+    return metrics.result()
+
+
+def _input(images: np.ndarray, input_size: Optional[int]) -> paddle.Tensor:
+    return paddle.to_tensor(images) if input_size is None else to_input(images, input_size)
+
+
+def _model_costs(model: nn.Layer, data: ArrayDataset, input_size: Optional[int]) -> dict:
+    height, width = (input_size, input_size) if input_size else data.images.shape[2:]
+    report = flops(model, [data.images.shape[1], int(height), int(width)])
+    return {"params": report.total_params, "macs": report.total_macs}
+
+
+def _optimizer(model: nn.Layer, config: TrainConfig) -> paddle.optimizer.Optimizer:
+    return paddle.optimizer.Momentum(
+        learning_rate=config.lr, momentum=config.momentum, parameters=model.parameters(),
+        weight_decay=paddle.regularizer.L2Decay(config.weight_decay))
+
+
+def _scaler(runtime: Runtime) -> Optional[paddle.amp.GradScaler]:
+    """Loss scaling for float16 AMP (None without AMP)."""
+    return paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if runtime.amp else None
+
+
+def _train_step(model: nn.Layer, x: paddle.Tensor, y: paddle.Tensor, loss_fn, optimizer,
+                scaler, runtime: Runtime) -> float:
+    """Forward, backward and update (loss-scaled under AMP); returns the loss, which also
+    waits for the step to finish."""
+    with paddle.amp.auto_cast(enable=runtime.amp, level="O1", dtype="float16"):
+        loss = loss_fn(model(x), y)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    optimizer.clear_grad()
+    value = loss.item()
+    runtime.synchronize()
+    return value
+
+
+def train_model(name: str, build: Callable[[], nn.Layer], train_data: ArrayDataset,
+                test_data: ArrayDataset, metrics_type, config: TrainConfig,
+                runtime: Runtime, input_size: Optional[int] = None,
+                output: Optional[Path] = None, resume: bool = False,
+                log: Callable[[str], None] = print) -> dict:
+    """Train ``build()`` for ``config.epochs`` epochs, evaluating after each.
+
+    Args:
+        name: the run's name (checkpoint and log folder names derive from it).
+        build: makes the model (called once, after seeding).
+        train_data, test_data: images ``[N, 3, h, w]`` and labels.
+        metrics_type: :class:`~miziha.experiments.metrics.ClassificationMetrics` or
+            :class:`~miziha.experiments.metrics.SegmentationMetrics`.
+        input_size: resize images to this square side; None keeps the stored size.
+        output: where the main process writes checkpoints (``checkpoints/<name>/``) and
+            VisualDL logs (``vdl/<name>/``); None writes nothing.
+        resume: continue from the last checkpoint of ``name`` under ``output``.
+
+    Each epoch reseeds Paddle and NumPy from ``(config.seed, epoch)``, so the random state of
+    an epoch is the same whether or not the run was resumed before it.
+
+    Returns:
+        A record: ``history`` (one entry per epoch), the last epoch's test metrics,
+        ``train_ms_per_batch`` (median over all timed steps; forward, backward and update,
+        after ``warmup_steps``, data preparation excluded), ``images_per_second`` (all
+        processes), ``eval_seconds``, ``params``, ``macs``, ``peak_memory_mb``.
+    """
+    folder = Path(output) / "checkpoints" / _safe(name) if output else None
+    saved = checkpoint_state(output, name) if (resume and output) else None
+    paddle.seed(config.seed)
+    model = build()
+    costs = _model_costs(model, test_data, input_size)
+    optimizer = _optimizer(model, config)
+    scaler = _scaler(runtime)
+    history: List[dict] = []
+    step_ms: List[float] = []
+    start_epoch = 0
+    if saved is not None:
+        epoch = saved["epochs_done"]
+        model.set_state_dict(paddle.load(str(folder / f"epoch_{epoch}.pdparams")))
+        optimizer.set_state_dict(paddle.load(str(folder / f"epoch_{epoch}.pdopt")))
+        if scaler is not None and (folder / f"epoch_{epoch}.pdscaler").is_file():
+            scaler.load_state_dict(paddle.load(str(folder / f"epoch_{epoch}.pdscaler")))
+        history, step_ms, start_epoch = saved["history"], saved["step_ms"], epoch
+        log(f"{name}: resuming after epoch {epoch} of {config.epochs}")
+    trained = paddle.DataParallel(model) if runtime.world_size > 1 else model
+    writer = None
+    if output and runtime.is_main:
+        from visualdl import LogWriter
+        writer = LogWriter(logdir=str(Path(output) / "vdl" / _safe(name)))
+    runtime.reset_peak_memory()
+    steps_taken = 0
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            paddle.seed(config.seed * 1000 + epoch)
+            rng = np.random.default_rng([config.seed, epoch])
+            sampler = _batches(train_data, config.batch_size, runtime, True, epoch, config.seed)
+            progress = Progress(f"{name} epoch {epoch + 1}/{config.epochs}", len(sampler),
+                                runtime.is_main)
+            started, losses = time.perf_counter(), []
+            trained.train()
+            for step, index in enumerate(sampler, 1):
+                images = train_data.images[index]
+                if config.augment:
+                    images = augment(images, rng)
+                x, y = _input(images, input_size), paddle.to_tensor(train_data.labels[index])
+                runtime.synchronize()
+                tick = time.perf_counter()
+                losses.append(_train_step(trained, x, y, metrics_type.loss, optimizer, scaler,
+                                          runtime))
+                elapsed = (time.perf_counter() - tick) * 1000
+                steps_taken += 1
+                if steps_taken > config.warmup_steps:
+                    step_ms.append(elapsed)
+                progress.update(step, loss=losses[-1], ms_per_batch=elapsed)
+            tick = time.perf_counter()
+            test = _evaluate(model, test_data, input_size, metrics_type(test_data.num_classes),
+                             config.batch_size, runtime)
+            eval_seconds = time.perf_counter() - tick
+            history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
+                            "test": test, "eval_seconds": eval_seconds,
+                            "epoch_seconds": time.perf_counter() - started})
+            log(f"{name} epoch {epoch + 1}/{config.epochs}: train loss "
+                f"{history[-1]['train_loss']:.4f}, " +
+                ", ".join(f"test {k} {v:.4f}" for k, v in test.items()) +
+                f", eval {eval_seconds:.1f}s")
+            if writer is not None:
+                writer.add_scalar("train/loss", history[-1]["train_loss"], epoch + 1)
+                if step_ms:
+                    writer.add_scalar("train/ms_per_batch", statistics.median(step_ms), epoch + 1)
+                for key, value in test.items():
+                    writer.add_scalar(f"test/{key}", value, epoch + 1)
+            if folder is not None and runtime.is_main:
+                _save_checkpoint(folder, epoch + 1, model, optimizer, scaler, {
+                    "name": name, "epochs_done": epoch + 1, "history": history,
+                    "step_ms": step_ms, "seed": config.seed, "config": asdict(config)})
+    finally:
+        if writer is not None:
+            writer.close()
+    median = statistics.median(step_ms) if step_ms else None
+    return {
+        "name": name, "input_size": input_size, "batch_size": config.batch_size,
+        "epochs_done": len(history), "history": history,
+        **({f"test_{k}": v for k, v in history[-1]["test"].items()} if history else {}),
+        "train_ms_per_batch": median, "timed_steps": len(step_ms),
+        "images_per_second": config.batch_size * runtime.world_size * 1000 / median
+        if median else None,
+        "eval_seconds": history[-1]["eval_seconds"] if history else None,
+        "peak_memory_mb": runtime.peak_memory_mb(), **costs}
+
+
+def measure_train_speed(name: str, build: Callable[[], nn.Layer], data: ArrayDataset,
+                        input_size: int, batch_size: int, steps: int, metrics_type,
+                        config: TrainConfig, runtime: Runtime,
+                        log: Callable[[str], None] = print) -> dict:
+    """Time ``steps`` training steps (after ``config.warmup_steps`` untimed ones) on one
+    fixed batch: speed only, no accuracy. Returns the median ms per batch and images/s."""
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
+    paddle.seed(config.seed)
+    model = build()
+    costs = _model_costs(model, data, input_size)
+    optimizer = _optimizer(model, config)
+    scaler = _scaler(runtime)
+    index = np.arange(batch_size) % len(data)
+    x, y = to_input(data.images[index], input_size), paddle.to_tensor(data.labels[index])
+    progress = Progress(f"{name} speed", config.warmup_steps + steps, runtime.is_main)
+    runtime.reset_peak_memory()
+    times = []
+    for step in range(config.warmup_steps + steps):
+        runtime.synchronize()
+        tick = time.perf_counter()
+        _train_step(model, x, y, metrics_type.loss, optimizer, scaler, runtime)
+        if step >= config.warmup_steps:
+            times.append((time.perf_counter() - tick) * 1000)
+        progress.update(step + 1, ms_per_batch=(time.perf_counter() - tick) * 1000)
+    median = statistics.median(times)
+    log(f"{name}: {median:.0f} ms per batch of {batch_size} (speed only, {steps} steps)")
+    return {"name": name, "input_size": input_size, "batch_size": batch_size,
+            "train_ms_per_batch": median, "timed_steps": steps,
+            "images_per_second": batch_size * 1000 / median,
+            "peak_memory_mb": runtime.peak_memory_mb(), **costs}
