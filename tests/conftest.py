@@ -20,3 +20,14 @@ def randomize(layer: paddle.nn.Layer, std: float = 0.3) -> paddle.nn.Layer:
 
 def state_arrays(layer: paddle.nn.Layer) -> dict:
     return {k: v.numpy().astype(np.float64) for k, v in layer.state_dict().items()}
+
+
+def load_example(name: str):
+    """Import ``examples/<name>.py`` as a module."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

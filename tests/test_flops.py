@@ -5,6 +5,7 @@ import paddle.nn as nn
 import pytest
 
 import miziha
+from conftest import load_example
 from miziha.flops import conv3x3_macs
 from miziha.models import SwinResNet
 
@@ -47,12 +48,7 @@ def test_bad_input_size():
 
 
 def test_model_costs_example_prints_the_readme_table():
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "examples" / "model_costs.py"
-    spec = importlib.util.spec_from_file_location("model_costs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("model_costs")
     table = module.cost_table([32])
     assert table.count("| 32x32 |") == 3 and "| 1.00 |" in table
     assert "| SwinUNet | 32x32 |" in module.unet_table(32)

@@ -46,8 +46,7 @@ def results_tables(records: Sequence[dict], speed_records: Sequence[dict] = (),
         ["train ms/batch", "images/s", "eval s", "params (M)", "GMACs", "peak MB"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
-        size = r["input_size"]
-        cells = [r["name"], f"{size}x{size}" if size else "as stored", str(r["epochs_done"])]
+        cells = [r["name"], "x".join(map(str, r["input_hw"])), str(r["epochs_done"])]
         cells += [_cell(r.get(key), fmt) for key, _, fmt in metrics]
         cells += [_cell(r["train_ms_per_batch"], "{:.0f}"), _cell(r["images_per_second"], "{:.1f}"),
                   _cell(r["eval_seconds"], "{:.1f}"), f"{r['params'] / 1e6:.2f}",
@@ -58,7 +57,7 @@ def results_tables(records: Sequence[dict], speed_records: Sequence[dict] = (),
                   "| model | input | batch | train ms/batch | images/s | params (M) | GMACs |",
                   "|---|---|---|---|---|---|---|"]
         for r in speed_records:
-            lines.append(f"| {r['name']} | {r['input_size']}x{r['input_size']} | "
+            lines.append(f"| {r['name']} | {'x'.join(map(str, r['input_hw']))} | "
                          f"{r['batch_size']} | {r['train_ms_per_batch']:.0f} | "
                          f"{r['images_per_second']:.1f} | {r['params'] / 1e6:.2f} | "
                          f"{r['macs'] / 1e9:.3f} |")
@@ -83,8 +82,8 @@ def plot_comparison(path: Path, records: Sequence[dict], speed_records: Sequence
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    bars = [(f"{r['name']} (batch {r['batch_size']})", r["train_ms_per_batch"], "C0") for r in records
-            if r["train_ms_per_batch"]]
+    bars = [(f"{r['name']} (batch {r['batch_size']})", r["train_ms_per_batch"], "C0")
+            for r in records if r["train_ms_per_batch"]]
     bars += [(f"{r['name']} (speed only, batch {r['batch_size']})", r["train_ms_per_batch"],
               "C1") for r in speed_records]
     speed.barh([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])

@@ -19,7 +19,8 @@ from ..flops import flops
 from .data import ArrayDataset, augment, to_input
 from .runtime import Progress, Runtime
 
-__all__ = ["TrainConfig", "train_model", "measure_train_speed", "checkpoint_state"]
+__all__ = ["TrainConfig", "train_model", "measure_train_speed", "checkpoint_state",
+           "load_trained"]
 
 
 @dataclass
@@ -57,6 +58,16 @@ def checkpoint_state(output: Path, name: str) -> Optional[dict]:
     """The saved state of ``name`` under ``output`` (``None`` when there is none)."""
     path = Path(output) / "checkpoints" / _safe(name) / "state.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_trained(model: nn.Layer, output: Path, name: str) -> nn.Layer:
+    """Load the last checkpoint of run ``name`` under ``output`` into ``model``."""
+    state = checkpoint_state(output, name)
+    if state is None:
+        raise ValueError(f"no checkpoint of {name!r} under {output}")
+    folder = Path(output) / "checkpoints" / _safe(name)
+    model.set_state_dict(paddle.load(str(folder / f"epoch_{state['epochs_done']}.pdparams")))
+    return model
 
 
 def _save_checkpoint(folder: Path, epoch: int, model: nn.Layer, optimizer, scaler,
@@ -109,7 +120,8 @@ def _input(images: np.ndarray, input_size: Optional[int]) -> paddle.Tensor:
 def _model_costs(model: nn.Layer, data: ArrayDataset, input_size: Optional[int]) -> dict:
     height, width = (input_size, input_size) if input_size else data.images.shape[2:]
     report = flops(model, [data.images.shape[1], int(height), int(width)])
-    return {"params": report.total_params, "macs": report.total_macs}
+    return {"input_hw": [int(height), int(width)], "params": report.total_params,
+            "macs": report.total_macs}
 
 
 def _optimizer(model: nn.Layer, config: TrainConfig) -> paddle.optimizer.Optimizer:
@@ -181,7 +193,7 @@ def train_model(name: str, build: Callable[[], nn.Layer], train_data: ArrayDatas
     start_epoch = 0
     if saved is not None:
         epoch = saved["epochs_done"]
-        model.set_state_dict(paddle.load(str(folder / f"epoch_{epoch}.pdparams")))
+        load_trained(model, output, name)
         optimizer.set_state_dict(paddle.load(str(folder / f"epoch_{epoch}.pdopt")))
         if scaler is not None and (folder / f"epoch_{epoch}.pdscaler").is_file():
             scaler.load_state_dict(paddle.load(str(folder / f"epoch_{epoch}.pdscaler")))
