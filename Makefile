@@ -4,18 +4,29 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.miziha-installed
 
-.PHONY: test demo bench clean
+.PHONY: test demo tour cifar10 segmentation bench clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[cpu,test]"
+	$(PY) -m pip install -q -e ".[cpu,examples,test]"
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# The quick comparison: SwinResNet vs ResNet50 at 32x32 on digits, plus the 224x224 speed pair.
 demo: $(STAMP)
+	$(PY) examples/cifar10_compare.py --quick
+
+# The full reference protocol on CIFAR-10 (hours on a GPU). DATA=path/to/cifar-10-python.tar.gz
+cifar10: $(STAMP)
+	$(PY) examples/cifar10_compare.py $(if $(DATA),--data-file $(DATA)) $(ARGS)
+
+segmentation: $(STAMP)
+	$(PY) examples/swin_unet_segmentation.py $(ARGS)
+
+tour: $(STAMP)
 	$(PY) examples/swint_tour.py
 
 bench: $(STAMP)

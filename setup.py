@@ -16,7 +16,10 @@ setup(
     extras_require={
         "cpu": ["paddlepaddle>=3.0"],
         "gpu": ["paddlepaddle-gpu>=3.0"],
-        "test": ["pytest>=7"],
+        # what the comparison examples need: VisualDL logs, plots, the offline digits
+        "examples": ["visualdl>=2.5", "matplotlib>=3.5", "scikit-learn>=1.0", "Pillow"],
+        "test": ["pytest>=7", "visualdl>=2.5", "matplotlib>=3.5", "scikit-learn>=1.0",
+                 "Pillow"],
     },
     license="Apache-2.0",
     classifiers=["Programming Language :: Python :: 3",

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
+
+# Paddle's import and BatchNorm notices say nothing about this run; keep the output readable.
+warnings.filterwarnings("ignore", category=UserWarning, module="paddle")
 
 from miziha.experiments import TrainConfig
 from miziha.experiments.segmentation import SegmentationOptions, run_segmentation
