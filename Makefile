@@ -17,7 +17,7 @@ test: $(STAMP)
 
 # The quick comparison: SwinResNet vs ResNet50 at 32x32 on digits, plus the 224x224 speed pair.
 demo: $(STAMP)
-	$(PY) examples/cifar10_compare.py --quick
+	$(PY) examples/cifar10_compare.py --quick --overwrite
 
 # The full reference protocol on CIFAR-10 (hours on a GPU). DATA=path/to/cifar-10-python.tar.gz
 cifar10: $(STAMP)

@@ -2,6 +2,9 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# What the comparison examples need: VisualDL logs, plots, the offline digits, image files.
+EXAMPLES = ["visualdl>=2.5", "matplotlib>=3.5", "scikit-learn>=1.0", "Pillow"]
+
 setup(
     name="miziha",
     version="0.1.0",
@@ -16,10 +19,8 @@ setup(
     extras_require={
         "cpu": ["paddlepaddle>=3.0"],
         "gpu": ["paddlepaddle-gpu>=3.0"],
-        # what the comparison examples need: VisualDL logs, plots, the offline digits
-        "examples": ["visualdl>=2.5", "matplotlib>=3.5", "scikit-learn>=1.0", "Pillow"],
-        "test": ["pytest>=7", "visualdl>=2.5", "matplotlib>=3.5", "scikit-learn>=1.0",
-                 "Pillow"],
+        "examples": EXAMPLES,
+        "test": ["pytest>=7"] + EXAMPLES,  # the tests run the examples
     },
     license="Apache-2.0",
     classifiers=["Programming Language :: Python :: 3",

@@ -21,7 +21,8 @@ from pathlib import Path
 # Paddle's import and BatchNorm notices say nothing about this run; keep the output readable.
 warnings.filterwarnings("ignore", category=UserWarning, module="paddle")
 
-from miziha.experiments import CompareOptions, TrainConfig, run_comparison
+from miziha.experiments import CompareOptions, run_comparison
+from miziha.experiments.cli import add_training_options, train_config
 from miziha.experiments.compare import ARCHITECTURES, REFERENCE_MODELS
 from miziha.experiments.data import DataUnavailable
 
@@ -32,7 +33,7 @@ QUICK = dict(dataset="digits", models=["swin_resnet50@32", "resnet50@32"], epoch
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--models", nargs="+", default=list(REFERENCE_MODELS), metavar="ARCH@SIZE",
@@ -44,27 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("--data-file", help="a local cifar-10-python.tar.gz, for machines without internet")
     add("--limit-train", type=int, help="use only this many training images (smoke runs)")
     add("--limit-test", type=int, help="use only this many test images")
-    add("--epochs", type=int, default=40, help="training epochs (default: %(default)s)")
-    add("--batch-size", type=int, default=80, help="batch size per process (default: "
-                                                   "%(default)s)")
-    add("--lr", type=float, default=0.01, help="Momentum learning rate (default: %(default)s)")
-    add("--momentum", type=float, default=0.9, help="momentum (default: %(default)s)")
-    add("--weight-decay", type=float, default=1e-4, help="L2 decay (default: %(default)s)")
     add("--augment", action="store_true", help="random crop (pad 4) and horizontal flip; off "
                                                "by default, as in the reference")
-    add("--amp", action="store_true", help="float16 mixed precision (O1) on GPUs that support "
-                                           "it; on CPU a notice is printed and fp32 is used")
-    add("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    add("--warmup-steps", type=int, default=2,
-        help="training steps left out of the timing (default: %(default)s)")
+    add_training_options(parser, epochs=40, batch_size=80, lr=0.01,
+                         output="runs/cifar10_compare")
     add("--speed-models", nargs="*", default=[], metavar="ARCH@SIZE",
         help="models timed on a few training steps only, reported apart as speed-only")
     add("--speed-batch", type=int, default=8, help="batch of the speed-only runs "
                                                    "(default: %(default)s)")
     add("--speed-steps", type=int, default=3, help="timed steps of the speed-only runs "
                                                    "(default: %(default)s)")
-    add("--output", default="runs/cifar10_compare", help="output folder (default: %(default)s)")
-    add("--resume", action="store_true", help="continue from the checkpoints in --output")
     add("--quick", action="store_true",
         help="the few-minute CPU demo: " + " ".join(
             f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
@@ -77,13 +67,14 @@ def parse_options(argv=None) -> CompareOptions:
     if "--quick" in (sys.argv[1:] if argv is None else argv):
         parser.set_defaults(**QUICK)
     args = parser.parse_args(argv)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         momentum=args.momentum, weight_decay=args.weight_decay,
-                         augment=args.augment, amp=args.amp, seed=args.seed,
-                         warmup_steps=args.warmup_steps)
+    if args.data_file and args.dataset != "cifar10":
+        raise ValueError(f"--data-file is a CIFAR-10 archive; it cannot go with --dataset "
+                         f"{args.dataset}")
+    config = train_config(args, augment=args.augment)
     return CompareOptions(models=args.models, dataset=args.dataset, data_file=args.data_file,
                           limit_train=args.limit_train, limit_test=args.limit_test,
                           output=Path(args.output), resume=args.resume,
+                          overwrite=args.overwrite,
                           speed_models=args.speed_models, speed_batch=args.speed_batch,
                           speed_steps=args.speed_steps, config=config)
 

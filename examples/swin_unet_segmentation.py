@@ -20,12 +20,12 @@ from pathlib import Path
 # Paddle's import and BatchNorm notices say nothing about this run; keep the output readable.
 warnings.filterwarnings("ignore", category=UserWarning, module="paddle")
 
-from miziha.experiments import TrainConfig
+from miziha.experiments.cli import add_training_options, train_config
 from miziha.experiments.segmentation import SegmentationOptions, run_segmentation
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--data-dir", help="folder with images/ and masks/ (default: generated shapes)")
@@ -39,30 +39,22 @@ def build_parser() -> argparse.ArgumentParser:
     add("--window-size", type=int, default=7, help="SwinT window (default: %(default)s)")
     add("--limit-train", type=int, help="use only this many training images")
     add("--limit-test", type=int, help="use only this many test images")
-    add("--epochs", type=int, default=5, help="training epochs (default: %(default)s)")
-    add("--batch-size", type=int, default=8, help="batch size per process (default: "
-                                                  "%(default)s)")
-    add("--lr", type=float, default=0.05, help="Momentum learning rate (default: %(default)s)")
-    add("--momentum", type=float, default=0.9, help="momentum (default: %(default)s)")
-    add("--weight-decay", type=float, default=1e-4, help="L2 decay (default: %(default)s)")
-    add("--amp", action="store_true", help="float16 mixed precision on supporting GPUs")
-    add("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    add("--output", default="runs/swin_unet_segmentation",
-        help="output folder (default: %(default)s)")
-    add("--resume", action="store_true", help="continue from the checkpoints in --output")
+    add_training_options(parser, epochs=5, batch_size=8, lr=0.05,
+                         output="runs/swin_unet_segmentation")
     return parser
 
 
 def parse_options(argv=None) -> SegmentationOptions:
     args = build_parser().parse_args(argv)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         momentum=args.momentum, weight_decay=args.weight_decay, amp=args.amp,
-                         seed=args.seed)
+    if args.num_classes is not None and not args.data_dir:
+        raise ValueError("--num-classes describes --data-dir masks; the generated shapes have "
+                         "4 classes")
+    config = train_config(args)
     return SegmentationOptions(data_dir=args.data_dir, size=args.size, samples=args.samples,
                                num_classes=args.num_classes, widths=args.widths,
                                window_size=args.window_size, limit_train=args.limit_train,
                                limit_test=args.limit_test, output=Path(args.output),
-                               resume=args.resume, config=config)
+                               resume=args.resume, overwrite=args.overwrite, config=config)
 
 
 def main(argv=None) -> int:

@@ -64,6 +64,7 @@ class CompareOptions:
     limit_test: Optional[int] = None
     output: Path = Path("runs/cifar10_compare")
     resume: bool = False
+    overwrite: bool = False
     speed_models: Sequence[str] = ()
     speed_batch: int = 8
     speed_steps: int = 3
@@ -74,6 +75,9 @@ class CompareOptions:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if not self.models and not self.speed_models:
             raise ValueError("nothing to run: give at least one model or speed model")
+        if self.speed_models and (self.speed_batch < 1 or self.speed_steps < 1):
+            raise ValueError(f"speed_batch and speed_steps must be >= 1, got "
+                             f"{self.speed_batch} and {self.speed_steps}")
         self.specs = [parse_model_spec(m) for m in self.models]
         self.speed_specs = [parse_model_spec(m) for m in self.speed_models]
         self.output = Path(self.output)
@@ -104,7 +108,7 @@ def run_comparison(options: CompareOptions,
         records.append(train_model(
             spec.name, lambda: ARCHITECTURES[spec.architecture](train.num_classes), train, test,
             ClassificationMetrics, options.config, runtime, spec.input_size, options.output,
-            options.resume, say))
+            options.resume, options.overwrite, say))
         records[-1]["architecture"] = spec.architecture
     speed_records = []
     if runtime.is_main:  # speed-only runs are single-process timings

@@ -10,6 +10,7 @@ from typing import Optional
 
 import paddle
 import paddle.distributed as dist
+import paddle.nn as nn
 
 __all__ = ["Runtime", "current_runtime", "Progress", "thread_count"]
 
@@ -47,6 +48,19 @@ class Runtime:
             return paddle.device.cuda.max_memory_allocated() / 2 ** 20
         return None
 
+    def average_batch_norm_statistics(self, model: nn.Layer) -> None:
+        """Average BatchNorm running statistics over processes. ``DataParallel`` syncs them
+        only when it wraps the model; afterwards each process tracks its own shard's, so
+        without this the processes would evaluate (and rank 0 save) different models."""
+        if self.world_size == 1:
+            return
+        for layer in model.sublayers(include_self=True):
+            if isinstance(layer, nn.layer.norm._BatchNormBase):
+                for stat in (layer._mean, layer._variance):
+                    total = stat.detach().clone()
+                    dist.all_reduce(total)
+                    stat.set_value(total / self.world_size)
+
     def all_sum(self, values):
         """Sum a float64 numpy array over all processes."""
         if self.world_size == 1:
@@ -72,7 +86,7 @@ def current_runtime(amp: bool = False, log=print) -> Runtime:
     use_amp = False
     if amp:
         use_amp = device.startswith("gpu") and paddle.amp.is_float16_supported(device)
-        if not use_amp:
+        if not use_amp and dist.get_rank() == 0:
             log(f"notice: --amp needs a CUDA GPU with float16 support; this run is on "
                 f"{device}, so it stays in float32")
     return Runtime(dist.get_rank(), world_size, device, use_amp)

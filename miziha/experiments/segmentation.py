@@ -108,6 +108,7 @@ class SegmentationOptions:
     limit_test: Optional[int] = None
     output: Path = Path("runs/swin_unet_segmentation")
     resume: bool = False
+    overwrite: bool = False
     config: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=5, batch_size=8, lr=0.05))
 
@@ -170,7 +171,8 @@ def run_segmentation(options: SegmentationOptions,
         "SwinUNet": lambda: SwinUNet(3, data.num_classes, options.widths,
                                      window_size=options.window_size)}
     records = [train_model(name, build, train, test, SegmentationMetrics, options.config,
-                           runtime, None, options.output, options.resume, say)
+                           runtime, None, options.output, options.resume, options.overwrite,
+                           say)
                for name, build in builders.items()]
     tables = ""
     if runtime.is_main:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import paddle
@@ -87,6 +88,15 @@ def _save_checkpoint(folder: Path, epoch: int, model: nn.Layer, optimizer, scale
             old.unlink()
 
 
+def _check_same_protocol(name: str, saved: dict, config: TrainConfig) -> None:
+    """Resuming must not mix protocols: everything but the epoch count must match."""
+    changed = {key: (value, getattr(config, key)) for key, value in saved.items()
+               if key != "epochs" and getattr(config, key, value) != value}
+    if changed:
+        raise ValueError(f"{name}: the checkpoint was trained with a different protocol: "
+                         + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
+
+
 def _batches(data: ArrayDataset, batch_size: int, runtime: Runtime, shuffle: bool,
              epoch: int, seed: int):
     """Index batches of this process's shard (Paddle's ``DistributedBatchSampler``)."""
@@ -98,8 +108,9 @@ def _batches(data: ArrayDataset, batch_size: int, runtime: Runtime, shuffle: boo
 
 
 def _evaluate(model: nn.Layer, data: ArrayDataset, input_size: Optional[int], metrics,
-              batch_size: int, runtime: Runtime) -> Dict[str, float]:
-    """Metrics over the whole set; each process takes every world_size-th sample."""
+              batch_size: int, runtime: Runtime) -> Tuple[Dict[str, float], int]:
+    """Metrics over the whole set, and the number of images seen by all processes together;
+    each process takes every world_size-th sample."""
     model.eval()
     shard = np.arange(runtime.rank, len(data), runtime.world_size)
     with paddle.no_grad():
@@ -109,8 +120,9 @@ def _evaluate(model: nn.Layer, data: ArrayDataset, input_size: Optional[int], me
                 logits = model(_input(data.images[index], input_size))
             metrics.update(logits, paddle.to_tensor(data.labels[index]))
     model.train()
-    metrics.sums = runtime.all_sum(metrics.sums)
-    return metrics.result()
+    totals = runtime.all_sum(np.append(metrics.sums, len(shard)))
+    metrics.sums = totals[:-1]
+    return metrics.result(), int(totals[-1])
 
 
 def _input(images: np.ndarray, input_size: Optional[int]) -> paddle.Tensor:
@@ -158,7 +170,7 @@ def train_model(name: str, build: Callable[[], nn.Layer], train_data: ArrayDatas
                 test_data: ArrayDataset, metrics_type, config: TrainConfig,
                 runtime: Runtime, input_size: Optional[int] = None,
                 output: Optional[Path] = None, resume: bool = False,
-                log: Callable[[str], None] = print) -> dict:
+                overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
     """Train ``build()`` for ``config.epochs`` epochs, evaluating after each.
 
     Args:
@@ -171,6 +183,9 @@ def train_model(name: str, build: Callable[[], nn.Layer], train_data: ArrayDatas
         output: where the main process writes checkpoints (``checkpoints/<name>/``) and
             VisualDL logs (``vdl/<name>/``); None writes nothing.
         resume: continue from the last checkpoint of ``name`` under ``output``.
+        overwrite: start afresh even where ``output`` holds checkpoints of ``name`` (they and
+            its VisualDL logs are replaced). Without ``resume`` or ``overwrite``, existing
+            checkpoints raise ``ValueError`` rather than being lost.
 
     Each epoch reseeds Paddle and NumPy from ``(config.seed, epoch)``, so the random state of
     an epoch is the same whether or not the run was resumed before it.
@@ -181,12 +196,32 @@ def train_model(name: str, build: Callable[[], nn.Layer], train_data: ArrayDatas
         after ``warmup_steps``, data preparation excluded), ``images_per_second`` (all
         processes), ``eval_seconds``, ``params``, ``macs``, ``peak_memory_mb``.
     """
+    # Fresh Paddle names, as in a new process: optimizer state saved by one run loads in
+    # another even within one process (its accumulators are named after counters).
+    with paddle.utils.unique_name.guard():
+        return _train_model(name, build, train_data, test_data, metrics_type, config, runtime,
+                            input_size, output, resume, overwrite, log)
+
+
+def _train_model(name, build, train_data, test_data, metrics_type, config, runtime,
+                 input_size, output, resume, overwrite, log) -> dict:
     folder = Path(output) / "checkpoints" / _safe(name) if output else None
-    saved = checkpoint_state(output, name) if (resume and output) else None
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other")
+    saved = checkpoint_state(output, name) if output and not overwrite else None
+    if saved is not None and not resume:
+        raise ValueError(f"{output} already holds checkpoints of {name}; pass --resume to "
+                         f"continue them, or choose another --output")
+    if saved is not None:
+        _check_same_protocol(name, saved["config"], config)
+    elif resume:
+        log(f"{name}: no checkpoint under {output}, starting from epoch 1")
+    if output:
+        from visualdl import LogWriter  # on every process, so a missing package fails all
     paddle.seed(config.seed)
     model = build()
-    costs = _model_costs(model, test_data, input_size)
     optimizer = _optimizer(model, config)
+    costs = _model_costs(model, test_data, input_size)
     scaler = _scaler(runtime)
     history: List[dict] = []
     step_ms: List[float] = []
@@ -202,13 +237,14 @@ def train_model(name: str, build: Callable[[], nn.Layer], train_data: ArrayDatas
     trained = paddle.DataParallel(model) if runtime.world_size > 1 else model
     writer = None
     if output and runtime.is_main:
-        from visualdl import LogWriter
+        if overwrite:
+            shutil.rmtree(Path(output) / "vdl" / _safe(name), ignore_errors=True)
         writer = LogWriter(logdir=str(Path(output) / "vdl" / _safe(name)))
     runtime.reset_peak_memory()
     steps_taken = 0
     try:
         for epoch in range(start_epoch, config.epochs):
-            paddle.seed(config.seed * 1000 + epoch)
+            paddle.seed(config.seed * 1000 + epoch + 7919 * runtime.rank)
             rng = np.random.default_rng([config.seed, epoch])
             sampler = _batches(train_data, config.batch_size, runtime, True, epoch, config.seed)
             progress = Progress(f"{name} epoch {epoch + 1}/{config.epochs}", len(sampler),
@@ -229,12 +265,14 @@ def train_model(name: str, build: Callable[[], nn.Layer], train_data: ArrayDatas
                 if steps_taken > config.warmup_steps:
                     step_ms.append(elapsed)
                 progress.update(step, loss=losses[-1], ms_per_batch=elapsed)
+            runtime.average_batch_norm_statistics(model)
             tick = time.perf_counter()
-            test = _evaluate(model, test_data, input_size, metrics_type(test_data.num_classes),
+            test, test_images = _evaluate(model, test_data, input_size, metrics_type(test_data.num_classes),
                              config.batch_size, runtime)
             eval_seconds = time.perf_counter() - tick
             history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                            "test": test, "eval_seconds": eval_seconds,
+                            "test": test, "test_images": test_images,
+                            "eval_seconds": eval_seconds,
                             "epoch_seconds": time.perf_counter() - started})
             log(f"{name} epoch {epoch + 1}/{config.epochs}: train loss "
                 f"{history[-1]['train_loss']:.4f}, " +
