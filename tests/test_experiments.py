@@ -239,6 +239,9 @@ def test_segmentation_folder(tmp_path):
     data = load_segmentation_folder(str(tmp_path), 8)
     assert data.images.shape == (3, 3, 8, 8) and data.labels.shape == (3, 8, 8)
     assert data.num_classes == 3 and set(np.unique(data.labels[2])) == {0, 2}
+    (tmp_path / "masks" / "2.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="cannot read 2.jpg or its mask"):
+        load_segmentation_folder(str(tmp_path), 8)
     (tmp_path / "masks" / "1.png").unlink()
     with pytest.raises(ValueError, match="1.jpg has no mask"):
         load_segmentation_folder(str(tmp_path), 8)

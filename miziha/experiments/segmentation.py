@@ -69,8 +69,11 @@ def load_segmentation_folder(folder: str, size: int,
         mask_path = root / "masks" / f"{path.stem}.png"
         if not mask_path.is_file():
             raise ValueError(f"{path.name} has no mask: expected {mask_path}")
-        image = Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR)
-        mask = Image.open(mask_path)
+        try:
+            image = Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR)
+            mask = Image.open(mask_path)
+        except OSError as error:  # PIL's UnidentifiedImageError is an OSError
+            raise ValueError(f"cannot read {path.name} or its mask: {error}") from error
         if mask.mode not in ("L", "P", "I"):
             raise ValueError(f"{mask_path}: masks hold one class index per pixel (mode L or P)"
                              f", got mode {mask.mode}")
