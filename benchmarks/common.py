@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
-import paddle
+from miziha.experiments.runtime import machine_metadata as metadata  # noqa: F401 (re-export)
 
 
 def time_once(fn: Callable[[], None]) -> float:
@@ -36,31 +33,6 @@ def interleaved(cases: Dict[str, Callable[[], None]], repeats: int, warmup: int)
 
 def median(values: List[float]) -> float:
     return statistics.median(values)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def metadata() -> dict:
-    """What a reader needs to reproduce or compare a run."""
-    return {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "paddle": paddle.__version__,
-        "device": paddle.get_device(),
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        # Importing Paddle sets OMP_NUM_THREADS to 1 when it is unset, so after the import
-        # it holds the thread count Paddle computes with.
-        "omp_num_threads": int(os.environ.get("OMP_NUM_THREADS", "1")),
-        "python": platform.python_version(),
-    }
 
 
 def write_json(path: Path, payload: dict) -> None:

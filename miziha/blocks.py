@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import paddle
 import paddle.nn as nn
 
+from . import checks
 from .attention import WindowAttention
 from .init import layer_norm, linear
 from .windows import WindowGeometry
 
-__all__ = ["Mlp", "DropPath", "SwinTransformerBlock", "PatchMerging", "pad_bottom_right"]
+__all__ = ["Mlp", "DropPath", "droppath_schedule", "SwinTransformerBlock", "PatchMerging", "pad_bottom_right",
+           "spatial_size"]
+
+
+def spatial_size(x: paddle.Tensor, height_axis: int):
+    """``(H, W)`` at axes ``height_axis`` and ``height_axis + 1``: ints in eager mode, 0-D
+    tensors in a static graph, where sizes may be dynamic."""
+    if paddle.in_dynamic_mode():
+        return x.shape[height_axis], x.shape[height_axis + 1]
+    shape = paddle.shape(x)
+    return shape[height_axis], shape[height_axis + 1]
 
 
 def pad_bottom_right(x: paddle.Tensor, multiple: int, height, width,
@@ -64,6 +75,12 @@ class DropPath(nn.Layer):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def droppath_schedule(rate: float, blocks: int) -> List[float]:
+    """Stochastic depth rates rising linearly from 0 to ``rate`` over ``blocks`` blocks, as in
+    the official Swin; ``rate`` is validated as the ``droppath`` argument."""
+    return paddle.linspace(0.0, checks.rate("droppath", rate), blocks).tolist()
 
 
 class SwinTransformerBlock(nn.Layer):

@@ -8,7 +8,7 @@ import paddle
 import paddle.nn as nn
 
 from . import checks
-from .blocks import PatchMerging, SwinTransformerBlock
+from .blocks import PatchMerging, SwinTransformerBlock, spatial_size
 from .init import linear
 from .windows import cached_geometry, window_geometry
 
@@ -111,14 +111,12 @@ class SwinT(nn.Layer):
         self._check_input(x)
         if self.data_format == "NCHW":
             x = x.transpose([0, 2, 3, 1])
+        height, width = spatial_size(x, height_axis=1)
         if paddle.in_dynamic_mode():
-            height, width = x.shape[1], x.shape[2]
             plain = cached_geometry(height, width, self.window_size, (0, 0), x.place)
             shifted = cached_geometry(height, width, self.window_size,
                                       self.blocks[1].shift_size, x.place)
         else:  # static graph: sizes may be dynamic, so the tables are part of the graph
-            shape = paddle.shape(x)
-            height, width = shape[1], shape[2]
             plain = window_geometry(height, width, self.window_size, (0, 0))
             shifted = window_geometry(height, width, self.window_size,
                                       self.blocks[1].shift_size)

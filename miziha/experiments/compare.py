@@ -110,15 +110,13 @@ def run_comparison(options: CompareOptions,
             ClassificationMetrics, options.config, runtime, spec.input_size, options.output,
             options.resume, options.overwrite, say))
         records[-1]["architecture"] = spec.architecture
-    speed_records = []
-    if runtime.is_main:  # speed-only runs are single-process timings
+    speed_records, tables = [], ""
+    if runtime.is_main:  # speed-only runs are single-process timings; rank 0 writes
         for spec in options.speed_specs:
             speed_records.append(measure_train_speed(
                 spec.name, lambda: ARCHITECTURES[spec.architecture](train.num_classes), train,
                 spec.input_size, options.speed_batch, options.speed_steps,
                 ClassificationMetrics, options.config, runtime, say))
-    tables = ""
-    if runtime.is_main:
         metadata = run_metadata(runtime, dataset=options.dataset, train_images=len(train),
                                 test_images=len(test), epochs=options.config.epochs,
                                 batch_size=options.config.batch_size,

@@ -16,7 +16,7 @@ import paddle
 import paddle.nn.functional as F
 
 __all__ = ["ArrayDataset", "DataUnavailable", "load_cifar10", "load_digits", "to_input",
-           "augment", "limit"]
+           "augment", "limit", "split"]
 
 #: Per-channel statistics of the CIFAR-10 training set.
 CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], dtype="float32")
@@ -119,11 +119,19 @@ def load_digits(test_fraction: float = 0.2,
     images = (bunch.images.astype("float32") / 16.0 - 0.5) / 0.5
     images = np.repeat(images[:, None], 3, axis=1)
     labels = bunch.target.astype("int64")
-    order = np.random.default_rng(seed).permutation(len(images))
-    cut = int(round(len(images) * (1.0 - test_fraction)))
-    train, test = order[:cut], order[cut:]
-    return (ArrayDataset(images[train], labels[train], 10, "digits-train"),
-            ArrayDataset(images[test], labels[test], 10, "digits-test"))
+    return split(ArrayDataset(images, labels, 10, "digits"), test_fraction, seed)
+
+
+def split(data: ArrayDataset, test_fraction: float,
+          seed: int = 0) -> Tuple[ArrayDataset, ArrayDataset]:
+    """A random train/test split, named ``<name>-train`` and ``<name>-test``."""
+    order = np.random.default_rng(seed).permutation(len(data))
+    cut = max(1, int(round(len(data) * (1.0 - test_fraction))))
+    if cut >= len(data):
+        raise ValueError(f"{len(data)} samples are too few to split into train and test")
+    return tuple(ArrayDataset(data.images[part], data.labels[part], data.num_classes,
+                              f"{data.name}-{kind}")
+                 for part, kind in ((order[:cut], "train"), (order[cut:], "test")))
 
 
 def augment(images: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:

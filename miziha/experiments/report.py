@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
-import platform
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-import paddle
-
-from .runtime import Runtime, thread_count
+from .runtime import Runtime, machine_metadata
 
 __all__ = ["run_metadata", "results_tables", "write_results", "plot_comparison"]
 
@@ -26,12 +21,9 @@ _METRIC_COLUMNS = {
 
 
 def run_metadata(runtime: Runtime, **details) -> dict:
-    """Paddle version, device, processes, threads, machine and date, plus ``details``."""
-    return {"paddle": paddle.__version__, "device": runtime.device,
-            "processes": runtime.world_size, "omp_threads": thread_count(),
-            "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-            "amp": runtime.amp,
-            "date": datetime.datetime.now().isoformat(timespec="seconds"), **details}
+    """The machine (:func:`machine_metadata`), processes and AMP, plus ``details``."""
+    return {**machine_metadata(), "processes": runtime.world_size, "amp": runtime.amp,
+            **details}
 
 
 def _cell(value, fmt: str) -> str:

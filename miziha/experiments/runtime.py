@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
 import os
+import platform
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import paddle
 import paddle.distributed as dist
 import paddle.nn as nn
 
-__all__ = ["Runtime", "current_runtime", "Progress", "thread_count"]
+__all__ = ["Runtime", "current_runtime", "Progress", "cpu_name", "machine_metadata"]
 
 
 @dataclass
@@ -123,7 +126,28 @@ class Progress:
         self.stream.flush()
 
 
-def thread_count() -> Optional[int]:
-    """The OpenMP thread count Paddle's CPU kernels use (paddle sets it to 1 when unset)."""
-    value = os.environ.get("OMP_NUM_THREADS")
-    return int(value) if value and value.isdigit() else None
+def cpu_name() -> str:
+    """The CPU model from ``/proc/cpuinfo``, else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_metadata() -> dict:
+    """What a reader needs to reproduce or compare a run: date, Paddle version, device, CPU,
+    core and thread counts, Python version."""
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "paddle": paddle.__version__,
+        "device": paddle.get_device(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        # Importing Paddle sets OMP_NUM_THREADS to 1 when it is unset, so after the import
+        # it holds the thread count Paddle computes with.
+        "omp_num_threads": int(os.environ.get("OMP_NUM_THREADS", "1")),
+        "python": platform.python_version(),
+    }

@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 
 from ..models import SwinUNet, UNet
-from .data import ArrayDataset, limit
+from .data import ArrayDataset, limit, split
 from .metrics import SegmentationMetrics
 from .report import run_metadata, write_results
 from .runtime import current_runtime
@@ -86,17 +86,6 @@ def load_segmentation_folder(folder: str, size: int,
     return ArrayDataset(np.stack(images), labels, classes, root.name)
 
 
-def _split(data: ArrayDataset, test_fraction: float, seed: int) -> Tuple[ArrayDataset,
-                                                                          ArrayDataset]:
-    order = np.random.default_rng(seed).permutation(len(data))
-    cut = max(1, int(round(len(data) * (1 - test_fraction))))
-    if cut >= len(data):
-        raise ValueError(f"{len(data)} samples are too few to split into train and test")
-    part = [np.sort(order[:cut]), np.sort(order[cut:])]
-    return tuple(ArrayDataset(data.images[i], data.labels[i], data.num_classes,
-                              f"{data.name}-{kind}") for i, kind in zip(part, ("train", "test")))
-
-
 @dataclass
 class SegmentationOptions:
     """Data, models and protocol of the UNet vs SwinUNet comparison."""
@@ -165,7 +154,7 @@ def run_segmentation(options: SegmentationOptions,
         data = load_segmentation_folder(options.data_dir, options.size, options.num_classes)
     else:
         data = make_shapes(options.samples, options.size, seed)
-    train, test = _split(data, 0.2, seed)
+    train, test = split(data, 0.2, seed)
     train, test = limit(train, options.limit_train, seed), limit(test, options.limit_test, seed)
     say(f"data: {data.name}, {len(train)} train / {len(test)} test images of "
         f"{options.size}x{options.size}, {data.num_classes} classes")

@@ -51,13 +51,18 @@ class TrainConfig:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+def _run_folder(output: Path, kind: str, name: str) -> Path:
+    """``output/<kind>/<name>`` with the name made safe for file systems."""
+    return Path(output) / kind / re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _epoch_file(folder: Path, epoch: int, suffix: str) -> str:
+    return str(folder / f"epoch_{epoch}.{suffix}")
 
 
 def checkpoint_state(output: Path, name: str) -> Optional[dict]:
     """The saved state of ``name`` under ``output`` (``None`` when there is none)."""
-    path = Path(output) / "checkpoints" / _safe(name) / "state.json"
+    path = _run_folder(output, "checkpoints", name) / "state.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -66,8 +71,8 @@ def load_trained(model: nn.Layer, output: Path, name: str) -> nn.Layer:
     state = checkpoint_state(output, name)
     if state is None:
         raise ValueError(f"no checkpoint of {name!r} under {output}")
-    folder = Path(output) / "checkpoints" / _safe(name)
-    model.set_state_dict(paddle.load(str(folder / f"epoch_{state['epochs_done']}.pdparams")))
+    folder = _run_folder(output, "checkpoints", name)
+    model.set_state_dict(paddle.load(_epoch_file(folder, state["epochs_done"], "pdparams")))
     return model
 
 
@@ -76,10 +81,10 @@ def _save_checkpoint(folder: Path, epoch: int, model: nn.Layer, optimizer, scale
     """Write epoch files, then point ``state.json`` at them (atomically), then drop older
     epochs: a run killed at any moment leaves the last complete epoch loadable."""
     folder.mkdir(parents=True, exist_ok=True)
-    paddle.save(model.state_dict(), str(folder / f"epoch_{epoch}.pdparams"))
-    paddle.save(optimizer.state_dict(), str(folder / f"epoch_{epoch}.pdopt"))
+    paddle.save(model.state_dict(), _epoch_file(folder, epoch, "pdparams"))
+    paddle.save(optimizer.state_dict(), _epoch_file(folder, epoch, "pdopt"))
     if scaler is not None:
-        paddle.save(scaler.state_dict(), str(folder / f"epoch_{epoch}.pdscaler"))
+        paddle.save(scaler.state_dict(), _epoch_file(folder, epoch, "pdscaler"))
     tmp = folder / "state.json.tmp"
     tmp.write_text(json.dumps(state))
     os.replace(tmp, folder / "state.json")
@@ -97,13 +102,13 @@ def _check_same_protocol(name: str, saved: dict, config: TrainConfig) -> None:
                          + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
 
 
-def _batches(data: ArrayDataset, batch_size: int, runtime: Runtime, shuffle: bool,
-             epoch: int, seed: int):
-    """Index batches of this process's shard (Paddle's ``DistributedBatchSampler``)."""
+def _shuffled_batches(data: ArrayDataset, batch_size: int, runtime: Runtime, epoch: int,
+                      seed: int):
+    """Index batches of this process's shard, shuffled per (seed, epoch) (Paddle's
+    ``DistributedBatchSampler``)."""
     sampler = paddle.io.DistributedBatchSampler(
-        data, batch_size, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=shuffle)
-    if shuffle:
-        sampler.set_epoch(seed * 100_003 + epoch)
+        data, batch_size, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=True)
+    sampler.set_epoch(seed * 100_003 + epoch)
     return sampler
 
 
@@ -187,8 +192,9 @@ def train_model(name: str, build: Callable[[], nn.Layer], train_data: ArrayDatas
             its VisualDL logs are replaced). Without ``resume`` or ``overwrite``, existing
             checkpoints raise ``ValueError`` rather than being lost.
 
-    Each epoch reseeds Paddle and NumPy from ``(config.seed, epoch)``, so the random state of
-    an epoch is the same whether or not the run was resumed before it.
+    Each epoch reseeds Paddle from ``(config.seed, epoch, rank)`` and NumPy and the sampler
+    from ``(config.seed, epoch)``, so the random state of an epoch is the same whether or not
+    the run was resumed before it.
 
     Returns:
         A record: ``history`` (one entry per epoch), the last epoch's test metrics,
@@ -205,7 +211,7 @@ def train_model(name: str, build: Callable[[], nn.Layer], train_data: ArrayDatas
 
 def _train_model(name, build, train_data, test_data, metrics_type, config, runtime,
                  input_size, output, resume, overwrite, log) -> dict:
-    folder = Path(output) / "checkpoints" / _safe(name) if output else None
+    folder = _run_folder(output, "checkpoints", name) if output else None
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     saved = checkpoint_state(output, name) if output and not overwrite else None
@@ -228,25 +234,27 @@ def _train_model(name, build, train_data, test_data, metrics_type, config, runti
     start_epoch = 0
     if saved is not None:
         epoch = saved["epochs_done"]
-        load_trained(model, output, name)
-        optimizer.set_state_dict(paddle.load(str(folder / f"epoch_{epoch}.pdopt")))
-        if scaler is not None and (folder / f"epoch_{epoch}.pdscaler").is_file():
-            scaler.load_state_dict(paddle.load(str(folder / f"epoch_{epoch}.pdscaler")))
+        model.set_state_dict(paddle.load(_epoch_file(folder, epoch, "pdparams")))
+        optimizer.set_state_dict(paddle.load(_epoch_file(folder, epoch, "pdopt")))
+        if scaler is not None and Path(_epoch_file(folder, epoch, "pdscaler")).is_file():
+            scaler.load_state_dict(paddle.load(_epoch_file(folder, epoch, "pdscaler")))
         history, step_ms, start_epoch = saved["history"], saved["step_ms"], epoch
         log(f"{name}: resuming after epoch {epoch} of {config.epochs}")
     trained = paddle.DataParallel(model) if runtime.world_size > 1 else model
     writer = None
     if output and runtime.is_main:
+        logs = _run_folder(output, "vdl", name)
         if overwrite:
-            shutil.rmtree(Path(output) / "vdl" / _safe(name), ignore_errors=True)
-        writer = LogWriter(logdir=str(Path(output) / "vdl" / _safe(name)))
+            shutil.rmtree(logs, ignore_errors=True)
+        writer = LogWriter(logdir=str(logs))
     runtime.reset_peak_memory()
     steps_taken = 0
     try:
         for epoch in range(start_epoch, config.epochs):
             paddle.seed(config.seed * 1000 + epoch + 7919 * runtime.rank)
             rng = np.random.default_rng([config.seed, epoch])
-            sampler = _batches(train_data, config.batch_size, runtime, True, epoch, config.seed)
+            sampler = _shuffled_batches(train_data, config.batch_size, runtime, epoch,
+                                        config.seed)
             progress = Progress(f"{name} epoch {epoch + 1}/{config.epochs}", len(sampler),
                                 runtime.is_main)
             started, losses = time.perf_counter(), []
@@ -267,8 +275,9 @@ def _train_model(name, build, train_data, test_data, metrics_type, config, runti
                 progress.update(step, loss=losses[-1], ms_per_batch=elapsed)
             runtime.average_batch_norm_statistics(model)
             tick = time.perf_counter()
-            test, test_images = _evaluate(model, test_data, input_size, metrics_type(test_data.num_classes),
-                             config.batch_size, runtime)
+            test, test_images = _evaluate(model, test_data, input_size,
+                                          metrics_type(test_data.num_classes),
+                                          config.batch_size, runtime)
             eval_seconds = time.perf_counter() - tick
             history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                             "test": test, "test_images": test_images,
@@ -287,7 +296,7 @@ def _train_model(name, build, train_data, test_data, metrics_type, config, runti
             if folder is not None and runtime.is_main:
                 _save_checkpoint(folder, epoch + 1, model, optimizer, scaler, {
                     "name": name, "epochs_done": epoch + 1, "history": history,
-                    "step_ms": step_ms, "seed": config.seed, "config": asdict(config)})
+                    "step_ms": step_ms, "config": asdict(config)})
     finally:
         if writer is not None:
             writer.close()

@@ -9,6 +9,7 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
+from ..blocks import droppath_schedule
 from ..swint import SwinT
 from .common import ConvBN, check_image, classification_head
 
@@ -70,8 +71,7 @@ class SwinResNet(nn.Layer):
             raise ValueError(f"depths, widths and heads need one entry per stage, got "
                              f"{len(depths)}, {len(widths)} and {len(heads)}")
         per_swint = swint_options.get("depth", 2)  # transformer blocks in each SwinT
-        rates = paddle.linspace(0.0, checks.rate("droppath", droppath),
-                                per_swint * sum(depths)).tolist()
+        rates = droppath_schedule(droppath, per_swint * sum(depths))
         self.stem = nn.Sequential(ConvBN(in_channels, 64, 7, 2), nn.MaxPool2D(3, 2, padding=1))
         stages, channels, block = [], 64, 0
         for stage, (depth, width, head) in enumerate(zip(depths, widths, heads)):

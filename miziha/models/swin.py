@@ -9,7 +9,7 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..blocks import pad_bottom_right
+from ..blocks import droppath_schedule, pad_bottom_right, spatial_size
 from ..init import layer_norm, linear
 from ..swint import SwinT
 from .common import check_image
@@ -35,11 +35,7 @@ class PatchEmbed(nn.Layer):
         self.norm = layer_norm(embed_dim)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        if paddle.in_dynamic_mode():
-            height, width = x.shape[2], x.shape[3]
-        else:
-            shape = paddle.shape(x)
-            height, width = shape[2], shape[3]
+        height, width = spatial_size(x, height_axis=2)
         x = pad_bottom_right(x, self.patch_size, height, width, height_axis=2)
         return self.norm(self.proj(x).transpose([0, 2, 3, 1]))
 
@@ -84,7 +80,7 @@ class SwinTransformer(nn.Layer):
         self.patch_embed = PatchEmbed(in_channels, embed_dim,
                                       checks.positive_int("patch_size", patch_size))
         self.pos_drop = nn.Dropout(checks.rate("dropout", dropout))
-        rates = paddle.linspace(0.0, checks.rate("droppath", droppath), sum(depths)).tolist()
+        rates = droppath_schedule(droppath, sum(depths))
         layers, start = [], 0
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
             dim, last = embed_dim * 2 ** i, i == len(depths) - 1
