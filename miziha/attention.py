@@ -9,6 +9,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .init import TRUNC_NORMAL, linear
+from .shapes import shape_of
+from .windows import WindowGeometry
 
 __all__ = ["WindowAttention"]
 
@@ -48,49 +50,52 @@ class WindowAttention(nn.Layer):
         self.proj = linear(dim, dim)
         self.proj_drop = nn.Dropout(dropout)
 
-    def bias_and_mask(self, relative_index: paddle.Tensor, window_tokens,
-                      mask: Optional[paddle.Tensor]) -> paddle.Tensor:
-        """Relative position bias plus mask, added to the scores in one step.
-
-        Args:
-            relative_index: ``[N*N]`` rows of the bias table.
-            window_tokens: ``N`` (int or 0-D tensor).
-            mask: ``[nW, N, N]`` additive mask, or None.
+    def bias_and_mask(self, geometry: WindowGeometry) -> paddle.Tensor:
+        """Relative position bias plus the window mask, as one additive term.
 
         Returns:
-            ``[1, nW, heads, N, N]`` (``nW`` is 1 without a mask). It has the rank of the
-            scores: oneDNN inference fails to broadcast a lower-rank operand when
-            ``nW == 1``.
+            ``[K * heads * N * N]`` flattened from ``[K, heads, N, N]``, where ``K`` is
+            ``nW`` with a mask and 1 without.
         """
-        bias = paddle.index_select(self.relative_position_bias_table, relative_index)
-        bias = bias.transpose([1, 0]).reshape([1, 1, self.num_heads, window_tokens, -1])
-        if mask is None:
-            return bias
-        if mask.dtype != bias.dtype:  # a half-precision model: keep its dtype
-            mask = mask.astype(bias.dtype)
-        return bias + mask.reshape([1, -1, 1, window_tokens, window_tokens])
+        n = geometry.window_tokens
+        bias = paddle.index_select(self.relative_position_bias_table, geometry.relative_index)
+        bias = bias.transpose([1, 0]).reshape([1, self.num_heads, n, n])  # [1, heads, N, N]
+        if geometry.mask is not None:
+            mask = geometry.mask
+            if mask.dtype != bias.dtype:  # a half-precision model: keep its dtype
+                mask = mask.astype(bias.dtype)
+            bias = bias + mask.reshape([-1, 1, n, n])
+        return bias.flatten()
 
-    def forward(self, windows: paddle.Tensor, bias_mask: paddle.Tensor) -> paddle.Tensor:
+    def forward(self, windows: paddle.Tensor, geometry: WindowGeometry) -> paddle.Tensor:
         """Attend within each window.
 
         Args:
-            windows: ``[B, nW, N, C]`` tokens grouped by window.
-            bias_mask: ``[1, nW or 1, heads, N, N]`` from :meth:`bias_and_mask`.
+            windows: ``[B, nW * N, C]``, the tokens of each window consecutive.
+            geometry: the window layout (:class:`~miziha.windows.WindowGeometry`).
 
         Returns:
-            ``[B, nW, N, C]``.
+            ``[B, nW * N, C]``.
         """
-        # split, not slicing: on Paddle CPU the backward of each slice writes a
-        # full-size gradient. reshape's 0 keeps a dimension, so sizes may be dynamic.
-        q, k, v = paddle.split(self.qkv(windows), 3, axis=-1)
-        q, k, v = (t.reshape([0, 0, 0, self.num_heads, self.head_dim]).transpose([0, 1, 3, 2, 4])
-                   for t in (q * self.scale, k, v))
-        attn = paddle.matmul(q, k, transpose_y=True)  # [B, nW, heads, N, N]
+        n, heads = geometry.window_tokens, self.num_heads
+        # Within a window, channels-first: [B*nW, 3C, N]. Each permutation here is a batched
+        # 2-D transpose, which Paddle's CPU copies fast; moving blocks of channels instead
+        # ([N, heads, hd] -> [heads, N, hd]) takes its per-element path, ~10x slower.
+        qkv = self.qkv(windows).reshape([-1, n, 3 * self.dim]).transpose([0, 2, 1])
+        q, k, v = (t.reshape([-1, heads, self.head_dim, n]) for t in  # [B*nW, heads, hd, N]
+                   paddle.split(qkv.reshape([-1, 3, heads, self.head_dim, n]), 3, axis=1))
+        attn = paddle.matmul(q * self.scale, k, transpose_x=True)  # [B*nW, heads, N, N]
+        bias_mask = self.bias_and_mask(geometry)
         if bias_mask.dtype != attn.dtype:
             bias_mask = bias_mask.astype(attn.dtype)
-        attn = self.attn_drop(F.softmax(attn + bias_mask, axis=-1))
-        out = paddle.matmul(attn, v).transpose([0, 1, 3, 2, 4]).reshape([0, 0, 0, self.dim])
-        return self.proj_drop(self.proj(out))
+        # Rows of [..., K*heads*N*N] plus a 1-D term: Paddle's fast broadcast (a rank-matched
+        # [1, ...] operand is ~4x slower), and one oneDNN inference handles.
+        windows_per_term = geometry.num_windows if geometry.mask is not None else 1
+        attn = attn.reshape([-1, windows_per_term * heads * n * n]) + bias_mask
+        attn = self.attn_drop(F.softmax(attn.reshape([-1, n]), axis=-1))
+        out = paddle.matmul(v, attn.reshape([-1, heads, n, n]), transpose_y=True)
+        out = out.reshape([-1, self.dim, n]).transpose([0, 2, 1]).reshape([-1, self.dim])
+        return self.proj_drop(self.proj(out)).reshape(shape_of(windows))
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, window_size={self.window_size}, "

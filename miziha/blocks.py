@@ -10,38 +10,10 @@ import paddle.nn as nn
 from . import checks
 from .attention import WindowAttention
 from .init import layer_norm, linear
-from .windows import WindowGeometry
+from .shapes import pad_bottom_right
+from .windows import WindowGeometry, cached_merge_order, merge_order
 
-__all__ = ["Mlp", "DropPath", "droppath_schedule", "SwinTransformerBlock", "PatchMerging", "pad_bottom_right",
-           "spatial_size"]
-
-
-def spatial_size(x: paddle.Tensor, height_axis: int):
-    """``(H, W)`` at axes ``height_axis`` and ``height_axis + 1``: ints in eager mode, 0-D
-    tensors in a static graph, where sizes may be dynamic."""
-    if paddle.in_dynamic_mode():
-        return x.shape[height_axis], x.shape[height_axis + 1]
-    shape = paddle.shape(x)
-    return shape[height_axis], shape[height_axis + 1]
-
-
-def pad_bottom_right(x: paddle.Tensor, multiple: int, height, width,
-                     height_axis: int) -> paddle.Tensor:
-    """Zero-pad the spatial axes ``height_axis`` and ``height_axis + 1`` at the bottom and
-    right up to multiples of ``multiple``; ``height``/``width`` are ints or 0-D tensors.
-
-    Concatenates zeros then crops, which works for sizes known only in a static graph. Not
-    ``F.pad``: its NHWC kernel corrupts memory in Paddle 3.3's oneDNN inference.
-    """
-    if isinstance(height, int) and isinstance(width, int) \
-            and height % multiple == 0 and width % multiple == 0:
-        return x
-    for axis in (height_axis, height_axis + 1):
-        zeros = paddle.zeros_like(paddle.slice(x, [axis], [0], [1]))
-        x = paddle.concat([x] + [zeros] * (multiple - 1), axis=axis)
-    ends = [(height + multiple - 1) // multiple * multiple,
-            (width + multiple - 1) // multiple * multiple]
-    return paddle.slice(x, [height_axis, height_axis + 1], [0, 0], ends)
+__all__ = ["Mlp", "DropPath", "droppath_schedule", "SwinTransformerBlock", "PatchMerging"]
 
 
 class Mlp(nn.Layer):
@@ -122,11 +94,8 @@ class SwinTransformerBlock(nn.Layer):
         Returns: ``[B, H*W, C]``.
         """
         # One gather does shift, padding and window partition; its inverse undoes them.
-        windows = paddle.index_select(self.norm1(x), geometry.gather, axis=1)
-        windows = windows.reshape([0, geometry.num_windows, -1, self.dim])  # [B, nW, N, C]
-        bias_mask = self.attn.bias_and_mask(geometry.relative_index, geometry.window_tokens,
-                                            geometry.mask)
-        attn = self.attn(windows, bias_mask).reshape([0, -1, self.dim])
+        windows = paddle.index_select(self.norm1(x), geometry.gather, axis=1)  # [B, nW*N, C]
+        attn = self.attn(windows, geometry)
         x = x + self.drop_path(paddle.index_select(attn, geometry.scatter, axis=1))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -155,10 +124,13 @@ class PatchMerging(nn.Layer):
         Returns: ``[B, ceil(H/2), ceil(W/2), out_dim]``.
         """
         x = pad_bottom_right(x, 2, height, width, height_axis=1)
-        half_w = (width + 1) // 2
-        # [B, H/2, 2 (row), W/2, 2 (col), C] -> [B, H/2, W/2, col, row, C]
-        x = x.reshape([0, -1, 2, half_w, 2, self.dim]).transpose([0, 1, 3, 4, 2, 5])
-        x = x.reshape([0, 0, 0, 4 * self.dim])
+        half_h, half_w = (height + 1) // 2, (width + 1) // 2
+        if paddle.in_dynamic_mode():
+            order = cached_merge_order(2 * half_h, 2 * half_w, x.place)
+        else:
+            order = merge_order(2 * half_h, 2 * half_w)
+        x = paddle.index_select(x.reshape([0, -1, self.dim]), order, axis=1)
+        x = x.reshape([0, half_h, half_w, 4 * self.dim])
         return self.reduction(self.norm(x))
 
     def extra_repr(self) -> str:

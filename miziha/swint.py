@@ -8,7 +8,8 @@ import paddle
 import paddle.nn as nn
 
 from . import checks
-from .blocks import PatchMerging, SwinTransformerBlock, spatial_size
+from .blocks import PatchMerging, SwinTransformerBlock
+from .shapes import spatial_size
 from .init import linear
 from .windows import cached_geometry, window_geometry
 

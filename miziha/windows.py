@@ -30,7 +30,7 @@ from typing import Optional, Tuple, Union
 import paddle
 
 __all__ = ["MASK_VALUE", "WindowGeometry", "window_geometry", "cached_geometry",
-           "clear_cache", "relative_position_index"]
+           "clear_cache", "relative_position_index", "merge_order", "cached_merge_order"]
 
 #: Added to the scores of masked (query, key) pairs. exp() of it underflows to exactly 0
 #: in float32 softmax, and it is finite in float16 (max 65504) and bfloat16.
@@ -65,6 +65,10 @@ class WindowGeometry:
     window_tokens: Size
     window: Tuple[Size, Size]
     shift: Tuple[Size, Size]
+
+
+def _int64(size: Size) -> paddle.Tensor:
+    return paddle.to_tensor(size, dtype="int64") if isinstance(size, int) else size.astype("int64")
 
 
 def _axis_layout(n: paddle.Tensor, window: int, shift: int):
@@ -110,8 +114,7 @@ def window_geometry(height: Size, width: Size, window_size: Tuple[int, int],
     Returns:
         A :class:`WindowGeometry` whose mask is always a tensor.
     """
-    h = paddle.to_tensor(height, dtype="int64") if isinstance(height, int) else height.astype("int64")
-    w = paddle.to_tensor(width, dtype="int64") if isinstance(width, int) else width.astype("int64")
+    h, w = _int64(height), _int64(width)
     wh, sh, hp, src_h, reg_h = _axis_layout(h, window_size[0], shift_size[0])
     ww, sw, wp, src_w, reg_w = _axis_layout(w, window_size[1], shift_size[1])
     n_rows, n_cols = hp // wh, wp // ww
@@ -142,6 +145,33 @@ def window_geometry(height: Size, width: Size, window_size: Tuple[int, int],
                           (wh, ww), (sh, sw))
 
 
+def merge_order(height: Size, width: Size) -> paddle.Tensor:
+    """Token order of 2x2 patch merging on an even-sided ``height x width`` map.
+
+    Returns ``[H * W]`` int64: gathering the ``[B, H*W, C]`` tokens in this order and
+    reshaping to ``[B, H/2, W/2, 4C]`` concatenates each 2x2 patch in the official order,
+    offsets (row, column) = (0,0), (1,0), (0,1), (1,1). A gather, because the equivalent
+    6-D transpose is a slow per-element copy in Paddle's CPU kernels.
+    """
+    h, w = _int64(height), _int64(width)
+    rows = (paddle.arange(0, h, 2, dtype="int64").reshape([-1, 1, 1, 1])
+            + paddle.arange(2, dtype="int64").reshape([1, 1, 1, 2]))  # row offset fastest
+    cols = (paddle.arange(0, w, 2, dtype="int64").reshape([1, -1, 1, 1])
+            + paddle.arange(2, dtype="int64").reshape([1, 1, 2, 1]))
+    return (rows * w + cols).flatten()
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_merge_order(height: int, width: int, place: str) -> paddle.Tensor:
+    return _to_place(merge_order(height, width), place)
+
+
+def cached_merge_order(height: int, width: int,
+                       place: Optional[paddle.Place] = None) -> paddle.Tensor:
+    """Eager-mode :func:`merge_order`, built once per map size and device."""
+    return _cached_merge_order(int(height), int(width), _place_key(place))
+
+
 @functools.lru_cache(maxsize=32)
 def _cached(height: int, width: int, window_size: Tuple[int, int],
             shift_size: Tuple[int, int], place: str) -> WindowGeometry:
@@ -149,8 +179,7 @@ def _cached(height: int, width: int, window_size: Tuple[int, int],
     (wh, ww), (sh, sw) = (int(v) for v in geo.window), (int(v) for v in geo.shift)
     masked = sh or sw or height % wh or width % ww
     tables = [geo.gather, geo.scatter, geo.relative_index, geo.mask if masked else None]
-    tables = [t if t is None or _place_name(str(t.place)) == place else t.to(place)
-              for t in tables]
+    tables = [t if t is None else _to_place(t, place) for t in tables]
     return WindowGeometry(*tables, int(geo.num_windows), wh * ww, (wh, ww), (sh, sw))
 
 
@@ -166,17 +195,23 @@ def cached_geometry(height: int, width: int, window_size: Tuple[int, int],
     The 32 most recently used geometries are kept (:func:`clear_cache` frees them); a mask
     is ``[nW, N, N]`` float32, about 0.6 MB for a 56x56 map with window 7.
     """
-    place = str(place) if place is not None else str(paddle.get_device())
     return _cached(int(height), int(width), tuple(window_size), tuple(shift_size),
-                   _place_name(place))
+                   _place_key(place))
 
 
-def _place_name(place: str) -> str:
-    """``Place(gpu:0)`` / ``gpu:0`` -> ``gpu:0``: one cache key per device, in the form that
-    ``Tensor.to`` takes."""
+def _place_key(place: Optional[paddle.Place]) -> str:
+    """``Place(gpu:0)`` / ``gpu:0`` -> ``gpu:0`` (default: Paddle's current device): one
+    cache key per device, in the form that ``Tensor.to`` takes."""
+    place = str(place) if place is not None else str(paddle.get_device())
     return place[len("Place("):-1] if place.startswith("Place(") else place
 
 
+def _to_place(table: paddle.Tensor, place: str) -> paddle.Tensor:
+    return table if _place_key(table.place) == place else table.to(place)
+
+
 def clear_cache() -> None:
-    """Free every cached geometry (for example after a run over many input sizes)."""
+    """Free every cached geometry and merge order (for example after a run over many input
+    sizes)."""
     _cached.cache_clear()
+    _cached_merge_order.cache_clear()

@@ -9,7 +9,8 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..blocks import droppath_schedule, pad_bottom_right, spatial_size
+from ..blocks import droppath_schedule
+from ..shapes import pad_bottom_right, spatial_size
 from ..init import layer_norm, linear
 from ..swint import SwinT
 from .common import check_image
