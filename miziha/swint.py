@@ -6,6 +6,7 @@ from typing import Optional, Sequence, Union
 
 import paddle
 import paddle.nn as nn
+from paddle.distributed.fleet.utils import recompute
 
 from . import checks
 from .blocks import PatchMerging, SwinTransformerBlock
@@ -47,6 +48,9 @@ class SwinT(nn.Layer):
         downsample: end with 2x2 patch merging to ``out_channels``.
         depth: number of blocks, even (W-MSA, SW-MSA pairs).
         data_format: ``"NCHW"`` or ``"NHWC"``, for input and output, as in ``nn.Conv2D``.
+        use_recompute: in eager training, keep only each block's input and recompute its
+            activations during backward (Paddle's non-reentrant ``recompute``): less memory,
+            one more forward pass of time. Gradients are the same as without it.
     """
 
     def __init__(self, in_channels: int, out_channels: int,
@@ -55,7 +59,8 @@ class SwinT(nn.Layer):
                  qk_scale: Optional[float] = None, dropout: float = 0.0,
                  attention_dropout: float = 0.0,
                  droppath: Union[float, Sequence[float]] = 0.0, downsample: bool = False,
-                 *, depth: int = 2, data_format: str = "NCHW") -> None:
+                 *, depth: int = 2, data_format: str = "NCHW",
+                 use_recompute: bool = False) -> None:
         super().__init__()
         self.in_channels = checks.positive_int("in_channels", in_channels)
         self.out_channels = checks.positive_int("out_channels", out_channels)
@@ -74,6 +79,9 @@ class SwinT(nn.Layer):
         if data_format not in ("NCHW", "NHWC"):
             raise ValueError(f"data_format must be 'NCHW' or 'NHWC', got {data_format!r}")
         self.data_format = data_format
+        if not isinstance(use_recompute, bool):
+            raise TypeError(f"use_recompute must be a bool, got {type(use_recompute).__name__}")
+        self.use_recompute = use_recompute
         self.downsample_enabled = bool(downsample)
         droppaths = checks.rates("droppath", droppath, self.depth)
         if int(self.in_channels * checks.positive_float("mlp_ratio", mlp_ratio)) < 1:
@@ -122,8 +130,14 @@ class SwinT(nn.Layer):
             shifted = window_geometry(height, width, self.window_size,
                                       self.blocks[1].shift_size)
         tokens = x.reshape([0, -1, self.in_channels])  # [B, H*W, C]
+        recompute_blocks = self.use_recompute and paddle.in_dynamic_mode() \
+            and paddle.is_grad_enabled()
         for i, block in enumerate(self.blocks):
-            tokens = block(tokens, shifted if i % 2 else plain)
+            geometry = shifted if i % 2 else plain
+            # Non-reentrant: the reentrant default gives the parameters no gradient when
+            # the input needs none.
+            tokens = recompute(block, tokens, geometry, use_reentrant=False) \
+                if recompute_blocks else block(tokens, geometry)
         x = tokens.reshape([0, height, width, self.in_channels])
         if self.downsample is not None:
             x = self.downsample(x, height, width)
@@ -139,4 +153,6 @@ class SwinT(nn.Layer):
             parts.append(f"input_resolution={self.input_resolution}")
         if self.data_format != "NCHW":
             parts.append(f"data_format={self.data_format}")
+        if self.use_recompute:
+            parts.append("use_recompute=True")
         return ", ".join(parts)
