@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import paddle
-import paddle.inference as paddle_infer
 import paddle.nn as nn
-from paddle.static import InputSpec
 
 import miziha
+from miziha.export import Predictor, save_for_inference
 from miziha.windows import cached_geometry
 
 
@@ -77,21 +76,12 @@ def show_swap(batch: int = 16) -> None:
 def show_export(output: Path) -> None:
     """Save once with dynamic H and W; run the file through paddle.inference at two sizes."""
     layer = miziha.SwinT(32, 64, num_heads=2, window_size=7, downsample=True)
-    layer.eval()
-    path = str(output / "swint")
-    paddle.jit.save(layer, path, input_spec=[InputSpec([None, 32, None, None], "float32")])
-    config = paddle_infer.Config(path + ".json", path + ".pdiparams")
-    config.disable_gpu()
-    config.disable_glog_info()
-    predictor = paddle_infer.create_predictor(config)
+    path = save_for_inference(layer, output / "swint", in_channels=32)
+    predictor = Predictor(path)
     print(f"\nexported to {path}.json / .pdiparams; paddle.inference vs dygraph:")
     for size in ((56, 56), (33, 20)):
         x = np.random.randn(2, 32, *size).astype("float32")
-        feed = predictor.get_input_handle(predictor.get_input_names()[0])
-        feed.reshape(x.shape)
-        feed.copy_from_cpu(x)
-        predictor.run()
-        out = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+        out = predictor(x)
         diff = np.abs(out - layer(paddle.to_tensor(x)).numpy()).max()
         print(f"  input {list(x.shape)} -> {list(out.shape)}, max |difference| {diff:.1e}")
 

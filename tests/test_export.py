@@ -2,11 +2,11 @@
 
 import numpy as np
 import paddle
-import paddle.inference as paddle_infer
 import pytest
 from paddle.static import InputSpec
 
 import miziha
+from miziha.export import Predictor, save_for_inference
 from conftest import randomize
 
 # divisible; padded with an odd merge; shifted on one axis only; smaller than the window; 1x1
@@ -18,8 +18,7 @@ def exported(tmp_path_factory):
     paddle.seed(3)
     layer = randomize(miziha.SwinT(16, 24, num_heads=2, window_size=4, downsample=True))
     layer.eval()
-    path = str(tmp_path_factory.mktemp("export") / "swint")
-    paddle.jit.save(layer, path, input_spec=[InputSpec([None, 16, None, None], "float32")])
+    path = save_for_inference(layer, tmp_path_factory.mktemp("export") / "swint", 16)
     return layer, path
 
 
@@ -37,20 +36,35 @@ def test_jit_load_matches_dygraph(exported, size):
 
 def test_inference_predictor_matches_dygraph(exported):
     layer, path = exported
-    config = paddle_infer.Config(path + ".json", path + ".pdiparams")
-    config.disable_gpu()
-    config.disable_glog_info()
-    predictor = paddle_infer.create_predictor(config)  # oneDNN on, as by default on CPU
+    predictor = Predictor(path)  # oneDNN on, as by default on CPU
     for size in SIZES:
         x = _inputs(size)
-        feed = predictor.get_input_handle(predictor.get_input_names()[0])
-        feed.reshape(x.shape)
-        feed.copy_from_cpu(x)
-        predictor.run()
-        out = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+        out = predictor(x)
         expected = layer(paddle.to_tensor(x)).numpy()
         assert out.shape == expected.shape
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_save_for_inference_writes_files_a_predictor_runs(tmp_path):
+    layer = randomize(miziha.SwinT(8, 8, num_heads=2, window_size=4, data_format="NHWC"))
+    prefix = save_for_inference(layer, tmp_path / "nhwc", in_channels=8, data_format="NHWC")
+    assert (tmp_path / "nhwc.json").is_file() and (tmp_path / "nhwc.pdiparams").is_file()
+    x = np.random.default_rng(0).standard_normal((3, 9, 5, 8)).astype("float32")
+    np.testing.assert_allclose(Predictor(prefix, threads=1)(x),
+                               layer(paddle.to_tensor(x)).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_export_helpers_reject_bad_input(tmp_path, exported):
+    with pytest.raises(FileNotFoundError, match="missing"):
+        Predictor(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="data_format"):
+        save_for_inference(miziha.SwinT(8, 8, num_heads=2), tmp_path / "x", 8, "CHW")
+    with pytest.raises(TypeError, match="paddle.nn.Layer"):
+        save_for_inference("model", tmp_path / "x", 8)
+    with pytest.raises(ValueError, match="threads"):
+        Predictor(exported[1], threads=0)
+    with pytest.raises(TypeError, match="numpy array"):
+        Predictor(exported[1])(paddle.zeros([1, 16, 4, 4]))
 
 
 @pytest.mark.parametrize("full_graph", [True, False])  # AST with dynamic shapes; SOT
