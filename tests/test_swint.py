@@ -214,7 +214,8 @@ def test_bad_arguments_raise_value_error(kwargs, message):
 
 @pytest.mark.parametrize("kwargs", [dict(in_channels=8.0, out_channels=8),
                                     dict(in_channels=8, out_channels=8, window_size="7"),
-                                    dict(in_channels=True, out_channels=8)])
+                                    dict(in_channels=True, out_channels=8),
+                                    dict(in_channels=8, out_channels=8, use_recompute=1)])
 def test_wrong_argument_types_raise_type_error(kwargs):
     with pytest.raises(TypeError, match="must be"):
         miziha.SwinT(**kwargs)
@@ -231,3 +232,42 @@ def test_bad_inputs_raise_value_error():
         nhwc(paddle.randn([1, 16, 8, 8]))
     with pytest.raises(TypeError, match="paddle.Tensor, got ndarray"):
         layer(np.zeros([1, 16, 8, 8], dtype="float32"))
+
+
+def _run_and_grads(layer, x, input_needs_grad):
+    x = paddle.to_tensor(x, stop_gradient=not input_needs_grad)
+    paddle.seed(11)  # the same dropout and droppath draws in both layers
+    out = layer(x)
+    weights = paddle.to_tensor(np.random.default_rng(5).standard_normal(out.shape).astype("float32"))
+    (out * weights).sum().backward()
+    grads = {name: p.grad.numpy() for name, p in layer.named_parameters()}
+    return out.numpy(), grads, None if x.grad is None else x.grad.numpy()
+
+
+@pytest.mark.parametrize("input_needs_grad", [True, False])
+def test_use_recompute_gives_the_same_outputs_and_gradients(input_needs_grad):
+    options = dict(num_heads=2, window_size=4, downsample=True, droppath=0.3, dropout=0.1,
+                   attention_dropout=0.1)
+    plain = randomize(miziha.SwinT(16, 24, **options))
+    recomputed = miziha.SwinT(16, 24, use_recompute=True, **options)
+    recomputed.set_state_dict(plain.state_dict())
+    x = np.random.default_rng(2).standard_normal((2, 16, 11, 9)).astype("float32")
+    out, grads, x_grad = _run_and_grads(plain, x, input_needs_grad)
+    out_rc, grads_rc, x_grad_rc = _run_and_grads(recomputed, x, input_needs_grad)
+    np.testing.assert_allclose(out_rc, out, rtol=1e-5, atol=1e-5)
+    assert grads_rc.keys() == grads.keys() and len(grads) == len(plain.parameters())
+    for name, grad in grads.items():  # the reentrant recompute would leave these empty
+        np.testing.assert_allclose(grads_rc[name], grad, rtol=1e-4, atol=1e-5, err_msg=name)
+    if input_needs_grad:
+        np.testing.assert_allclose(x_grad_rc, x_grad, rtol=1e-4, atol=1e-5)
+    assert "use_recompute=True" in repr(recomputed)
+
+
+def test_use_recompute_is_skipped_without_gradients():
+    layer = randomize(miziha.SwinT(8, 8, num_heads=2, window_size=4, use_recompute=True))
+    x = paddle.randn([1, 8, 6, 6])
+    with paddle.no_grad():
+        out = layer(x)
+    layer.use_recompute = False
+    with paddle.no_grad():
+        np.testing.assert_array_equal(layer(x).numpy(), out.numpy())
