@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.miziha-installed
 
-.PHONY: test demo tour cifar10 segmentation bench clean
+.PHONY: test demo tour cifar10 segmentation bench bench-networks clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ tour: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_layers.py
+
+bench-networks: $(STAMP)
+	$(PY) benchmarks/bench_networks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
