@@ -5,7 +5,8 @@ Usage: python benchmarks/bench_layers.py [--repeats N] [--batch B] [--output FIL
 For each setting, the two layers are timed in one process, interleaved, and the medians
 and their ratio are reported: forward under ``paddle.no_grad`` (inference), forward+backward
 (training), and forward+backward with ``use_recompute=True``. The targets of the
-performance issue apply at C=64: forward <= 5.0x, forward+backward <= 6.0x. A benchmark, not a test: it prints a table and writes JSON.
+performance issue apply at C=64: forward <= 5.0x, forward+backward <= 6.0x.
+A benchmark, not a test: it prints a table and writes JSON.
 Thread count is Paddle's default unless OMP_NUM_THREADS is set; the JSON records which.
 """
 

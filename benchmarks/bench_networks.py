@@ -35,6 +35,8 @@ import paddle.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, markdown_table, median, metadata, write_json  # noqa: E402
 
+from miziha.experiments.runtime import current_runtime  # noqa: E402
+from miziha.experiments.trainer import train_step  # noqa: E402
 from miziha.export import Predictor, save_for_inference  # noqa: E402
 from miziha.models import resnet50_baseline, swin_resnet50  # noqa: E402
 
@@ -48,26 +50,23 @@ NETWORKS: Dict[str, Callable[[], paddle.nn.Layer]] = {
 }
 
 
-def train_step(model: paddle.nn.Layer, batch: int, size: int, seed: int = 0) -> Callable[[], float]:
-    """One SGD step on a fixed random batch; the returned function gives the loss."""
+def fixed_batch_step(model: paddle.nn.Layer, batch: int, size: int,
+                     seed: int = 0) -> Callable[[], float]:
+    """The trainer's step (:func:`miziha.experiments.trainer.train_step`) with Momentum on
+    one fixed random batch; the returned function runs a step and gives its loss."""
     paddle.seed(seed)
     optimizer = paddle.optimizer.Momentum(0.01, momentum=0.9, parameters=model.parameters())
     x = paddle.randn([batch, 3, size, size])
     y = paddle.randint(0, NUM_CLASSES, [batch])
     model.train()
-
-    def step() -> float:
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad()
-        return loss.item()
-    return step
+    runtime = current_runtime()
+    return lambda: train_step(model, x, y, F.cross_entropy, optimizer, None, runtime)
 
 
 def bench_training(size: int, batch: int, repeats: int) -> dict:
     paddle.seed(0)
-    steps = {name: train_step(NETWORKS[name](), batch, size) for name in ("swin_resnet50", "resnet50")}
+    steps = {name: fixed_batch_step(NETWORKS[name](), batch, size)
+             for name in ("swin_resnet50", "resnet50")}
     times = interleaved(steps, repeats=repeats, warmup=1)
     med = {name: median(values) for name, values in times.items()}
     return {"input_size": size, "batch": batch, "median_ms": med,
@@ -86,7 +85,7 @@ def _status_mb(field: str) -> float:
 def child_memory(name: str, size: int, batch: int) -> dict:
     """Run in a fresh process: resident memory before the first step and the peak over two."""
     paddle.seed(0)
-    step = train_step(NETWORKS[name](), batch, size)
+    step = fixed_batch_step(NETWORKS[name](), batch, size)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak resident size (VmHWM) to the current one
     before = _status_mb("VmRSS")

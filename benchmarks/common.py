@@ -18,7 +18,8 @@ def time_once(fn: Callable[[], None]) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def interleaved(cases: Dict[str, Callable[[], None]], repeats: int, warmup: int) -> Dict[str, List[float]]:
+def interleaved(cases: Dict[str, Callable[[], None]], repeats: int,
+                warmup: int) -> Dict[str, List[float]]:
     """Time every case ``repeats`` times, round-robin, so drifts in machine speed hit all
     cases alike. Returns all timings in ms per case."""
     for _ in range(warmup):

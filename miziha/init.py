@@ -23,7 +23,7 @@ class Linear(nn.Linear):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         if self.bias is None or not paddle.in_dynamic_mode() or not x.place.is_cpu_place() \
-                or x.dtype != self.weight.dtype or x.ndim < 2:
+                or x.dtype != self.weight.dtype:
             return super().forward(x)
         shape = x.shape
         out = paddle.addmm(self.bias, x.reshape([-1, shape[-1]]), self.weight)

@@ -20,8 +20,8 @@ from ..flops import flops
 from .data import ArrayDataset, augment, to_input
 from .runtime import Progress, Runtime
 
-__all__ = ["TrainConfig", "train_model", "measure_train_speed", "checkpoint_state",
-           "load_trained"]
+__all__ = ["TrainConfig", "train_model", "measure_train_speed", "train_step",
+           "checkpoint_state", "load_trained"]
 
 
 @dataclass
@@ -152,7 +152,7 @@ def _scaler(runtime: Runtime) -> Optional[paddle.amp.GradScaler]:
     return paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if runtime.amp else None
 
 
-def _train_step(model: nn.Layer, x: paddle.Tensor, y: paddle.Tensor, loss_fn, optimizer,
+def train_step(model: nn.Layer, x: paddle.Tensor, y: paddle.Tensor, loss_fn, optimizer,
                 scaler, runtime: Runtime) -> float:
     """Forward, backward and update (loss-scaled under AMP); returns the loss, which also
     waits for the step to finish."""
@@ -266,7 +266,7 @@ def _train_model(name, build, train_data, test_data, metrics_type, config, runti
                 x, y = _input(images, input_size), paddle.to_tensor(train_data.labels[index])
                 runtime.synchronize()
                 tick = time.perf_counter()
-                losses.append(_train_step(trained, x, y, metrics_type.loss, optimizer, scaler,
+                losses.append(train_step(trained, x, y, metrics_type.loss, optimizer, scaler,
                                           runtime))
                 elapsed = (time.perf_counter() - tick) * 1000
                 steps_taken += 1
@@ -333,7 +333,7 @@ def measure_train_speed(name: str, build: Callable[[], nn.Layer], data: ArrayDat
     for step in range(config.warmup_steps + steps):
         runtime.synchronize()
         tick = time.perf_counter()
-        _train_step(model, x, y, metrics_type.loss, optimizer, scaler, runtime)
+        train_step(model, x, y, metrics_type.loss, optimizer, scaler, runtime)
         if step >= config.warmup_steps:
             times.append((time.perf_counter() - tick) * 1000)
         progress.update(step + 1, ms_per_batch=(time.perf_counter() - tick) * 1000)
