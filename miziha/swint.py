@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import paddle
 import paddle.nn as nn
 from paddle.distributed.fleet.utils import recompute
 
-from . import checks
+from . import checks, chunks
 from .blocks import PatchMerging, SwinTransformerBlock
 from .shapes import spatial_size
 from .init import linear
-from .windows import cached_geometry, window_geometry
+from .chunks import batch_chunks
+from .windows import WindowGeometry, cached_geometry, place_key, window_geometry
 
 __all__ = ["SwinT"]
 
@@ -112,6 +113,35 @@ class SwinT(nn.Layer):
             raise ValueError(f"SwinT expects {self.in_channels} input channels "
                              f"({self.data_format}), got {channels} in shape {list(x.shape)}")
 
+    def _sub_batches(self, tokens: paddle.Tensor, geometry: WindowGeometry,
+                     place: paddle.Place) -> List[int]:
+        """Sub-batch sizes for the blocks (:func:`~miziha.chunks.batch_chunks`): eager CPU
+        only, sized by the widest per-sample temporary of a block, the MLP hidden layer,
+        ``qkv`` or the attention scores, over the padded tokens ``nW * N``."""
+        batch = tokens.shape[0]
+        # A place key, not place.is_cpu_place(): that call here breaks SOT's to_static.
+        if not paddle.in_dynamic_mode() or place_key(place) != "cpu":
+            return [batch]
+        block = self.blocks[0]
+        width = max(block.mlp.fc1.weight.shape[1], 3 * self.in_channels,
+                    self.num_heads * geometry.window_tokens)
+        sample_bytes = geometry.num_windows * geometry.window_tokens * width \
+            * tokens.element_size()
+        return batch_chunks(batch, sample_bytes, chunks.BATCH_CHUNK_BYTES)
+
+    def _run_blocks(self, tokens: paddle.Tensor, plain: WindowGeometry,
+                    shifted: WindowGeometry) -> paddle.Tensor:
+        """The blocks on ``[B, H*W, C]``, alternating plain and shifted windows."""
+        recompute_blocks = self.use_recompute and paddle.in_dynamic_mode() \
+            and paddle.is_grad_enabled()
+        for i, block in enumerate(self.blocks):
+            geometry = shifted if i % 2 else plain
+            # Non-reentrant: the reentrant default gives the parameters no gradient when
+            # the input needs none.
+            tokens = recompute(block, tokens, geometry, use_reentrant=False) \
+                if recompute_blocks else block(tokens, geometry)
+        return tokens
+
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """Args: x ``[B, C_in, H, W]`` (``[B, H, W, C_in]`` for NHWC).
 
@@ -130,14 +160,12 @@ class SwinT(nn.Layer):
             shifted = window_geometry(height, width, self.window_size,
                                       self.blocks[1].shift_size)
         tokens = x.reshape([0, -1, self.in_channels])  # [B, H*W, C]
-        recompute_blocks = self.use_recompute and paddle.in_dynamic_mode() \
-            and paddle.is_grad_enabled()
-        for i, block in enumerate(self.blocks):
-            geometry = shifted if i % 2 else plain
-            # Non-reentrant: the reentrant default gives the parameters no gradient when
-            # the input needs none.
-            tokens = recompute(block, tokens, geometry, use_reentrant=False) \
-                if recompute_blocks else block(tokens, geometry)
+        sizes = self._sub_batches(tokens, plain, x.place)
+        if len(sizes) > 1:
+            tokens = paddle.concat([self._run_blocks(part, plain, shifted)
+                                    for part in paddle.split(tokens, sizes, axis=0)], axis=0)
+        else:
+            tokens = self._run_blocks(tokens, plain, shifted)
         x = tokens.reshape([0, height, width, self.in_channels])
         if self.downsample is not None:
             x = self.downsample(x, height, width)

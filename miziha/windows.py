@@ -30,7 +30,8 @@ from typing import Optional, Tuple, Union
 import paddle
 
 __all__ = ["MASK_VALUE", "WindowGeometry", "window_geometry", "cached_geometry",
-           "clear_cache", "relative_position_index", "merge_order", "cached_merge_order"]
+           "clear_cache", "relative_position_index", "merge_order", "cached_merge_order",
+           "place_key"]
 
 #: Added to the scores of masked (query, key) pairs. exp() of it underflows to exactly 0
 #: in float32 softmax, and it is finite in float16 (max 65504) and bfloat16.
@@ -169,7 +170,7 @@ def _cached_merge_order(height: int, width: int, place: str) -> paddle.Tensor:
 def cached_merge_order(height: int, width: int,
                        place: Optional[paddle.Place] = None) -> paddle.Tensor:
     """Eager-mode :func:`merge_order`, built once per map size and device."""
-    return _cached_merge_order(int(height), int(width), _place_key(place))
+    return _cached_merge_order(int(height), int(width), place_key(place))
 
 
 @functools.lru_cache(maxsize=32)
@@ -196,10 +197,10 @@ def cached_geometry(height: int, width: int, window_size: Tuple[int, int],
     is ``[nW, N, N]`` float32, about 0.6 MB for a 56x56 map with window 7.
     """
     return _cached(int(height), int(width), tuple(window_size), tuple(shift_size),
-                   _place_key(place))
+                   place_key(place))
 
 
-def _place_key(place: Optional[paddle.Place]) -> str:
+def place_key(place: Optional[paddle.Place]) -> str:
     """``Place(gpu:0)`` / ``gpu:0`` -> ``gpu:0`` (default: Paddle's current device): one
     cache key per device, in the form that ``Tensor.to`` takes."""
     place = str(place) if place is not None else str(paddle.get_device())
@@ -207,7 +208,7 @@ def _place_key(place: Optional[paddle.Place]) -> str:
 
 
 def _to_place(table: paddle.Tensor, place: str) -> paddle.Tensor:
-    return table if _place_key(table.place) == place else table.to(place)
+    return table if place_key(table.place) == place else table.to(place)
 
 
 def clear_cache() -> None:

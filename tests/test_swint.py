@@ -271,3 +271,25 @@ def test_use_recompute_is_skipped_without_gradients():
     layer.use_recompute = False
     with paddle.no_grad():
         np.testing.assert_array_equal(layer(x).numpy(), out.numpy())
+
+
+@pytest.mark.parametrize("use_recompute", [False, True])
+def test_sub_batches_give_the_same_outputs_and_gradients(monkeypatch, use_recompute):
+    layer = randomize(miziha.SwinT(16, 24, num_heads=2, window_size=4, downsample=True,
+                                   use_recompute=use_recompute))
+    x = np.random.default_rng(3).standard_normal((5, 16, 11, 9)).astype("float32")
+    out, grads, x_grad = _run_and_grads(layer, x, True)
+    layer.clear_gradients()
+
+    # 11x9 pads to 12x12 tokens; the widest temporary is the MLP's 64 channels, float32.
+    sample_bytes = 12 * 12 * 64 * 4
+    monkeypatch.setattr(miziha.chunks, "BATCH_CHUNK_BYTES", 2 * sample_bytes)
+    batches = []
+    layer.blocks[0].register_forward_pre_hook(lambda _, inputs: batches.append(
+        inputs[0].shape[0]))
+    out_sub, grads_sub, x_grad_sub = _run_and_grads(layer, x, True)
+    assert batches[:3] == [2, 2, 1]  # recompute runs the blocks again in backward
+    np.testing.assert_allclose(out_sub, out, rtol=1e-6, atol=1e-6)
+    for name, grad in grads.items():
+        np.testing.assert_allclose(grads_sub[name], grad, rtol=1e-5, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(x_grad_sub, x_grad, rtol=1e-5, atol=1e-6)
