@@ -6,6 +6,10 @@ For each setting, the two layers are timed in one process, interleaved, and the 
 and their ratio are reported: forward under ``paddle.no_grad`` (inference), forward+backward
 (training), and forward+backward with ``use_recompute=True``. The targets of the
 performance issue apply at C=64: forward <= 5.0x, forward+backward <= 6.0x.
+
+A second table times SwinT forward+backward with its eager-CPU sub-batching
+(:mod:`miziha.chunks`) on and off, interleaved, including the SwinResNet50 layer with the
+widest temporaries (``SwinT(128, 128, downsample=True)`` on 56x56 maps).
 A benchmark, not a test: it prints a table and writes JSON.
 Thread count is Paddle's default unless OMP_NUM_THREADS is set; the JSON records which.
 """
@@ -23,12 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, markdown_table, median, metadata, write_json  # noqa: E402
 
 import miziha  # noqa: E402
+from miziha import chunks  # noqa: E402
 
 #: (channels, map side, heads), at window 7: the first three Swin-T stage sizes at 224.
 SETTINGS = [(64, 56, 4), (128, 28, 8), (256, 14, 16)]
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "layers.json"
 #: Ratio ceilings at the first setting (C=64, 56x56, 4 heads).
 TARGETS = {"ratio_fwd": 5.0, "ratio_fwdbwd": 6.0}
+#: (channels, map side, heads, downsample) for the sub-batching comparison.
+SUB_BATCH_SETTINGS = [(64, 56, 4, False), (128, 56, 8, True)]
 
 
 def forward_backward(layer: nn.Layer, x: paddle.Tensor):
@@ -74,6 +81,33 @@ def bench_setting(channels: int, side: int, heads: int, batch: int, repeats: int
     }
 
 
+def with_chunk_bytes(step, chunk_bytes):
+    """``step`` run with :data:`miziha.chunks.BATCH_CHUNK_BYTES` set to ``chunk_bytes``."""
+    def run():
+        saved, chunks.BATCH_CHUNK_BYTES = chunks.BATCH_CHUNK_BYTES, chunk_bytes
+        try:
+            step()
+        finally:
+            chunks.BATCH_CHUNK_BYTES = saved
+    return run
+
+
+def bench_sub_batches(channels: int, side: int, heads: int, downsample: bool, batch: int,
+                      repeats: int, warmup: int) -> dict:
+    layer = miziha.SwinT(channels, channels, (side, side), heads, 7, downsample=downsample)
+    x = paddle.randn([batch, channels, side, side])
+    x.stop_gradient = False
+    step = forward_backward(layer, x)
+    times = interleaved({"whole": with_chunk_bytes(step, None),
+                         "sub_batched": with_chunk_bytes(step, chunks.BATCH_CHUNK_BYTES)},
+                        repeats=repeats, warmup=warmup)
+    med = {name: median(values) for name, values in times.items()}
+    return {"batch": batch, "channels": channels, "height": side, "width": side,
+            "num_heads": heads, "downsample": downsample,
+            "chunk_bytes": chunks.BATCH_CHUNK_BYTES, "median_ms": med,
+            "speedup": med["whole"] / med["sub_batched"], "times_ms": times}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,6 +124,12 @@ def main(argv=None) -> dict:
         print(f"timing C={channels} {side}x{side} heads={heads} ...", flush=True)
         results.append(bench_setting(channels, side, heads, args.batch, args.repeats,
                                      args.warmup))
+    sub_batches = []
+    for channels, side, heads, downsample in SUB_BATCH_SETTINGS:
+        print(f"timing sub-batching, C={channels} {side}x{side} downsample={downsample} ...",
+              flush=True)
+        sub_batches.append(bench_sub_batches(channels, side, heads, downsample, args.batch,
+                                             args.repeats, args.warmup))
     meta = metadata()
     rows = [[f"{r['channels']}", f"{r['height']}x{r['width']}", f"{r['num_heads']}",
              f"{r['median_ms']['conv_fwd']:.1f}", f"{r['median_ms']['swint_fwd']:.1f}",
@@ -108,11 +148,20 @@ def main(argv=None) -> dict:
           f"{meta['cpu_count']} cores), {meta['omp_num_threads']} compute thread(s) "
           f"(OMP_NUM_THREADS)\n")
     print(table)
+    print(f"\nSwinT fwd+bwd with sub-batches of at most "
+          f"{chunks.BATCH_CHUNK_BYTES / 2 ** 20:g} MiB of temporaries, and whole:\n")
+    print(markdown_table(
+        ["C", "map", "heads", "downsample", "whole ms", "sub-batched ms", "speedup"],
+        [[f"{r['channels']}", f"{r['height']}x{r['width']}", f"{r['num_heads']}",
+          f"{r['downsample']}", f"{r['median_ms']['whole']:.1f}",
+          f"{r['median_ms']['sub_batched']:.1f}", f"{r['speedup']:.2f}x"]
+         for r in sub_batches]))
     print(f"\ntargets at C={results[0]['channels']}: " + "; ".join(
         f"{key} {t['measured']:.2f}x <= {t['ceiling']}x: {'met' if t['met'] else 'MISSED'}"
         for key, t in targets.items()))
     payload = {"benchmark": "bench_layers", "meta": meta, "repeats": args.repeats,
-               "warmup": args.warmup, "targets": targets, "results": results}
+               "warmup": args.warmup, "targets": targets, "results": results,
+               "sub_batches": sub_batches}
     write_json(args.output, payload)
     print(f"\nwrote {args.output}")
     return payload

@@ -1,16 +1,17 @@
-"""Sub-batches that keep eager CPU temporaries below glibc's mmap threshold.
+"""Sub-batches that keep eager CPU temporaries small enough for glibc's heap.
 
 Paddle's CPU allocator takes every tensor from ``malloc``. glibc serves a request of 32 MiB
 or more (``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit, the ceiling of its dynamic threshold)
-with fresh pages from ``mmap`` and unmaps them on ``free``, so each such tensor pays a page
-fault per 4 KiB page, every time it is allocated. Swin's widest temporaries (the MLP hidden
-layer, ``qkv``, the attention scores) cross that size at ordinary batch sizes: at batch 8,
-``SwinT(128, 128, downsample=True)`` on 56x56 maps ran forward+backward in 3.8 s, and in
-2.9 s as two batches of 4 (see the README's Performance section).
+with fresh pages from ``mmap`` and unmaps them on ``free``; smaller buffers come from the
+heap, whose top is trimmed back to the OS once more than twice the current threshold is
+free. Either way a large temporary page-faults (the kernel zeroes each 4 KiB page) every
+time it is made, which can cost more than the arithmetic. Swin's widest temporaries (the
+MLP hidden layer, ``qkv``, the attention scores) reach that size at ordinary batch sizes:
+``SwinT(128, 128, downsample=True)`` on 56x56 maps at batch 8 makes 51 MB ones.
+``benchmarks/bench_layers.py`` times SwinT with and without sub-batches.
 
 :data:`BATCH_CHUNK_BYTES` is process-wide, like the allocator it works around; set it to
-None to run every batch whole (for instance under jemalloc or tcmalloc, or with
-``MALLOC_MMAP_THRESHOLD_`` raised).
+None to run every batch whole (for instance under jemalloc or tcmalloc).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import List, Optional
 
 __all__ = ["BATCH_CHUNK_BYTES", "batch_chunks"]
 
-#: Largest temporary one sub-batch may allocate, in bytes: 30 MiB, under glibc's 32 MiB
-#: with room for allocator alignment. None disables sub-batching.
+#: Largest temporary one sub-batch may allocate, in bytes; None disables sub-batching. A
+#: SwinResNet50 step at 224 (batch 8) was fastest at 8-16 MiB, slower at 30 MiB.
 BATCH_CHUNK_BYTES: Optional[int] = 16 * 2 ** 20
 
 
