@@ -67,12 +67,16 @@ class WindowAttention(nn.Layer):
             bias = bias + mask.reshape([-1, 1, n, n])
         return bias.flatten()
 
-    def forward(self, windows: paddle.Tensor, geometry: WindowGeometry) -> paddle.Tensor:
+    def forward(self, windows: paddle.Tensor, geometry: WindowGeometry,
+                input_affine: Optional[Tuple[paddle.Tensor, paddle.Tensor]] = None
+                ) -> paddle.Tensor:
         """Attend within each window.
 
         Args:
             windows: ``[B, nW * N, C]``, the tokens of each window consecutive.
             geometry: the window layout (:class:`~miziha.windows.WindowGeometry`).
+            input_affine: a LayerNorm's ``(weight, bias)`` not yet applied to ``windows``
+                (folded into ``qkv``), or None.
 
         Returns:
             ``[B, nW * N, C]``.
@@ -81,7 +85,7 @@ class WindowAttention(nn.Layer):
         # Within a window, channels-first: [B*nW, 3C, N]. Each permutation here is a batched
         # 2-D transpose, which Paddle's CPU copies fast; moving blocks of channels instead
         # ([N, heads, hd] -> [heads, N, hd]) takes its per-element path, ~10x slower.
-        qkv = self.qkv(windows).reshape([-1, n, 3 * self.dim]).transpose([0, 2, 1])
+        qkv = self.qkv(windows, input_affine).reshape([-1, n, 3 * self.dim]).transpose([0, 2, 1])
         q, k, v = (t.reshape([-1, heads, self.head_dim, n]) for t in  # [B*nW, heads, hd, N]
                    paddle.split(qkv.reshape([-1, 3, heads, self.head_dim, n]), 3, axis=1))
         attn = paddle.matmul(q * self.scale, k, transpose_x=True)  # [B*nW, heads, N, N]

@@ -26,8 +26,12 @@ class Mlp(nn.Layer):
         self.fc2 = linear(hidden_dim, dim)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+    def forward(self, x: paddle.Tensor,
+                input_affine: Optional[Tuple[paddle.Tensor, paddle.Tensor]] = None
+                ) -> paddle.Tensor:
+        """Args: x ``[..., C]``; input_affine: a LayerNorm's ``(weight, bias)`` not yet
+        applied to ``x`` (folded into ``fc1``). Returns: ``[..., C]``."""
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x, input_affine)))))
 
 
 class DropPath(nn.Layer):
@@ -94,10 +98,12 @@ class SwinTransformerBlock(nn.Layer):
         Returns: ``[B, H*W, C]``.
         """
         # One gather does shift, padding and window partition; its inverse undoes them.
-        windows = paddle.index_select(self.norm1(x), geometry.gather, axis=1)  # [B, nW*N, C]
-        attn = self.attn(windows, geometry)
+        # Each LayerNorm's affine terms are folded into the Linear after it.
+        windows = paddle.index_select(self.norm1(x, affine=False), geometry.gather,
+                                      axis=1)  # [B, nW*N, C]
+        attn = self.attn(windows, geometry, self.norm1.affine_terms)
         x = x + self.drop_path(paddle.index_select(attn, geometry.scatter, axis=1))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x, affine=False), self.norm2.affine_terms))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, window_size={self.window_size}, shift_size={self.shift_size}"
@@ -131,7 +137,7 @@ class PatchMerging(nn.Layer):
             order = merge_order(2 * half_h, 2 * half_w)
         x = paddle.index_select(x.reshape([0, -1, self.dim]), order, axis=1)
         x = x.reshape([0, half_h, half_w, 4 * self.dim])
-        return self.reduction(self.norm(x))
+        return self.reduction(self.norm(x, affine=False), self.norm.affine_terms)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, out_dim={self.out_dim}"

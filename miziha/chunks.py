@@ -32,7 +32,17 @@ def batch_chunks(batch: int, sample_bytes: int, budget: Optional[int]) -> List[i
     Returns the sub-batch sizes (they sum to ``batch``, larger ones first). The batch stays
     whole (``[batch]``) when it already fits, when ``budget`` is None, or when one sample
     alone exceeds the budget (splitting would then only add work).
+
+    Raises:
+        TypeError: ``budget`` is neither None nor an int.
+        ValueError: ``budget`` is not positive.
     """
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
+        raise TypeError(f"the sub-batch budget (miziha.chunks.BATCH_CHUNK_BYTES) must be an "
+                        f"int number of bytes or None, got {type(budget).__name__}")
+    if budget is not None and budget <= 0:
+        raise ValueError(f"the sub-batch budget (miziha.chunks.BATCH_CHUNK_BYTES) must be "
+                         f"positive, got {budget}")
     if budget is None or batch * sample_bytes <= budget or sample_bytes > budget:
         return [batch]
     count = -(-batch // (budget // sample_bytes))  # ceil(batch / samples that fit)

@@ -1,10 +1,14 @@
 """Layers with the official Swin initialisation, shared by miziha's modules."""
 
+from typing import Optional, Tuple
+
 import paddle
 import paddle.nn as nn
-from paddle.autograd import PyLayer
+import paddle.nn.functional as F
 
-__all__ = ["TRUNC_NORMAL", "Linear", "linear", "layer_norm"]
+from .shapes import place_key
+
+__all__ = ["TRUNC_NORMAL", "Linear", "LayerNorm", "linear", "layer_norm"]
 
 #: The official code's ``trunc_normal_(std=.02)``: its cutoffs are absolute (-2, 2), as are
 #: Paddle's ``a``/``b``, so at std 0.02 this is in effect a plain normal. Kept as is so that
@@ -12,48 +16,79 @@ __all__ = ["TRUNC_NORMAL", "Linear", "linear", "layer_norm"]
 TRUNC_NORMAL = nn.initializer.TruncatedNormal(mean=0.0, std=0.02, a=-2.0, b=2.0)
 
 
-class _AddmmWithFastBiasGrad(PyLayer):
-    """``addmm(bias, x, weight)`` on 2-D ``x [M, in]``; the bias gradient is a GEMV
-    (``ones[1, M] @ dy``). Paddle's ``addmm`` backward sums ``dy [M, out]`` over its rows
-    with a column reduction that is 15-60x slower than that GEMV on CPU when ``out`` is a
-    power of two of 256 or more: 16 ms against 0.6 ms for ``[6272, 512]``."""
-
-    @staticmethod
-    def forward(ctx, x: paddle.Tensor, weight: paddle.Tensor,
-                bias: paddle.Tensor) -> paddle.Tensor:
-        ctx.save_for_backward(x, weight)
-        # Saved tensors lose stop_gradient when recompute's hooks repack them.
-        ctx.needs_grad = [not t.stop_gradient for t in (x, weight, bias)]
-        return paddle.addmm(bias, x, weight)
-
-    @staticmethod
-    def backward(ctx, dy: paddle.Tensor):
-        x, weight = ctx.saved_tensor()
-        x_needs, weight_needs, bias_needs = ctx.needs_grad
-        dx = paddle.matmul(dy, weight, transpose_y=True) if x_needs else None
-        dweight = paddle.matmul(x, dy, transpose_x=True) if weight_needs else None
-        dbias = paddle.matmul(paddle.ones([1, dy.shape[0]], dy.dtype), dy).reshape([-1]) \
-            if bias_needs else None
-        return dx, dweight, dbias
-
-
 class Linear(nn.Linear):
-    """``nn.Linear`` whose eager CPU forward is one ``addmm`` (the bias enters the GEMM as
-    its beta term) on ``[..., in]`` flattened to 2-D, with a fast bias gradient.
+    """``nn.Linear`` that can fold a preceding LayerNorm's affine terms into its weights,
+    with a faster eager CPU path.
 
-    On Paddle's CPU kernels, matmul followed by a broadcast bias add costs an extra pass
-    and a slow bias-gradient reduction: together about 9% of a SwinResNet50 training step
-    at 224. Elsewhere (GPU, static graphs, which inference passes fuse into ``fc``) it is
-    ``nn.Linear``. Parameters and their names are ``nn.Linear``'s.
+    ``forward(x, input_affine=(scale, shift))`` computes ``(x * scale + shift) @ W + b`` as
+    ``x @ (scale[:, None] * W) + (shift @ W + b)``: the per-token work is one GEMM, and the
+    affine gradients come from small parameter-sized ops (see :class:`LayerNorm`).
+
+    On CPU in eager mode, with gradients on, the bias is one more row of the weight, against
+    a column of ones: ``[x, 1] @ [[W], [b]]``. Its gradient then comes out of the weight's
+    GEMM. Paddle's own bias gradients on CPU are column sums, 15-60x slower than a GEMV at
+    power-of-two widths of 256 and more (16 ms against 0.6 ms for ``[6272, 512]``), and
+    ``addmm``'s backward crashes the process when the bias is left without a gradient.
+    Without gradients it is one ``addmm``. Elsewhere (GPU, static graphs, which inference
+    passes fuse into ``fc``) it is ``F.linear``. Parameters and their names are
+    ``nn.Linear``'s.
     """
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        if self.bias is None or not paddle.in_dynamic_mode() or not x.place.is_cpu_place() \
-                or x.dtype != self.weight.dtype:
-            return super().forward(x)
+    def forward(self, x: paddle.Tensor, input_affine: Optional[Tuple[paddle.Tensor,
+                                                                     paddle.Tensor]] = None
+                ) -> paddle.Tensor:
+        """Args: x ``[..., in]``; input_affine: ``(scale [in], shift [in])`` or None.
+
+        Returns: ``[..., out]``.
+        """
+        weight, bias = self.weight, self.bias
+        if input_affine is not None:
+            scale, shift = input_affine
+            shift_out = paddle.matmul(shift.reshape([1, -1]), weight).reshape([-1])
+            weight = scale.reshape([-1, 1]) * weight
+            bias = shift_out if bias is None else bias + shift_out
+        if bias is None or not paddle.in_dynamic_mode() or place_key(x.place) != "cpu" \
+                or x.dtype != weight.dtype:
+            return F.linear(x, weight, bias)
         shape = x.shape
-        out = _AddmmWithFastBiasGrad.apply(x.reshape([-1, shape[-1]]), self.weight, self.bias)
+        x2d = x.reshape([-1, shape[-1]])
+        if paddle.is_grad_enabled():
+            out = paddle.matmul(
+                paddle.concat([x2d, paddle.ones_like(x2d[:, :1])], axis=1),
+                paddle.concat([weight, bias.reshape([1, -1])], axis=0))
+        else:
+            out = paddle.addmm(bias, x2d, weight)
         return out.reshape(shape[:-1] + [out.shape[-1]])
+
+
+class LayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` whose input gradient is right when its weight gets no gradient.
+
+    Paddle 3.3's CPU ``layer_norm`` backward leaves the weight out of the input gradient
+    whenever the weight's own gradient is not computed: a frozen weight, or
+    ``paddle.grad(out, x)`` that does not ask for it (then ``dx`` is that of weight 1).
+    So on CPU in eager mode with gradients on, this normalises with Paddle's kernel without
+    affine terms and applies them as elementwise ops; elsewhere it is ``nn.LayerNorm``.
+
+    ``forward(x, affine=False)`` returns the normalised ``x`` only, for a following
+    :class:`Linear` that takes ``(weight, bias)`` as its ``input_affine``: the same maths
+    with no per-token affine work (miziha's blocks and patch merging do this).
+    """
+
+    def forward(self, x: paddle.Tensor, affine: bool = True) -> paddle.Tensor:
+        """Args: x ``[..., C]``; affine: apply weight and bias. Returns: ``[..., C]``."""
+        if not affine:
+            return F.layer_norm(x, self._normalized_shape, None, None, self._epsilon)
+        if self.weight is None or self.bias is None or not paddle.in_dynamic_mode() \
+                or not paddle.is_grad_enabled() or place_key(x.place) != "cpu":
+            return super().forward(x)
+        normalized = F.layer_norm(x, self._normalized_shape, None, None, self._epsilon)
+        return normalized * self.weight + self.bias
+
+    @property
+    def affine_terms(self) -> Tuple[paddle.Tensor, paddle.Tensor]:
+        """``(weight, bias)``, for :meth:`Linear.forward`'s ``input_affine``."""
+        return self.weight, self.bias
 
 
 def linear(in_features: int, out_features: int, bias: bool = True) -> Linear:
@@ -64,6 +99,6 @@ def linear(in_features: int, out_features: int, bias: bool = True) -> Linear:
                      if bias else False)
 
 
-def layer_norm(dim: int) -> nn.LayerNorm:
-    """``nn.LayerNorm`` with eps 1e-5 (PyTorch's default, used by the official code)."""
-    return nn.LayerNorm(dim, epsilon=1e-5)
+def layer_norm(dim: int) -> LayerNorm:
+    """:class:`LayerNorm` with eps 1e-5 (PyTorch's default, used by the official code)."""
+    return LayerNorm(dim, epsilon=1e-5)

@@ -1,13 +1,14 @@
 """Shape helpers that work in eager mode (Python ints) and in static graphs with dynamic
-sizes (0-D/1-D integer tensors), so one forward serves training and ``jit.save`` export."""
+sizes (0-D/1-D integer tensors), so one forward serves training and ``jit.save`` export;
+and :func:`place_key`, a device name that is also safe to compare under SOT's to_static."""
 
 from __future__ import annotations
 
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import paddle
 
-__all__ = ["shape_of", "spatial_size", "pad_bottom_right"]
+__all__ = ["shape_of", "spatial_size", "pad_bottom_right", "place_key"]
 
 Size = Union[int, paddle.Tensor]
 
@@ -42,3 +43,12 @@ def pad_bottom_right(x: paddle.Tensor, multiple: int, height: Size, width: Size,
     ends = [(height + multiple - 1) // multiple * multiple,
             (width + multiple - 1) // multiple * multiple]
     return paddle.slice(x, [height_axis, height_axis + 1], [0, 0], ends)
+
+
+def place_key(place: Optional[paddle.Place]) -> str:
+    """``Place(gpu:0)`` / ``gpu:0`` -> ``gpu:0`` (default: Paddle's current device): one
+    key per device, in the form that ``Tensor.to`` takes. Layers compare it with ``"cpu"``
+    because calling ``place.is_cpu_place()`` in some forwards breaks SOT's to_static
+    (Paddle 3.3: ``UnboundLocalError`` in its generated code)."""
+    place = str(place) if place is not None else str(paddle.get_device())
+    return place[len("Place("):-1] if place.startswith("Place(") else place

@@ -10,10 +10,9 @@ from paddle.distributed.fleet.utils import recompute
 
 from . import checks, chunks
 from .blocks import PatchMerging, SwinTransformerBlock
-from .shapes import spatial_size
+from .shapes import place_key, spatial_size
 from .init import linear
-from .chunks import batch_chunks
-from .windows import WindowGeometry, cached_geometry, place_key, window_geometry
+from .windows import WindowGeometry, cached_geometry, window_geometry
 
 __all__ = ["SwinT"]
 
@@ -31,6 +30,10 @@ class SwinT(nn.Layer):
     Any input size works: maps are padded up to a multiple of the window and padded tokens
     are masked out as keys; where a map side is no larger than the window, the window
     shrinks to it on that side and that side is not shifted.
+
+    On CPU in eager mode the blocks run on sub-batches sized by
+    :data:`miziha.chunks.BATCH_CHUNK_BYTES` (same outputs; dropout and stochastic depth
+    draw per sub-batch).
 
     Args:
         in_channels: input channels ``C_in``.
@@ -119,7 +122,6 @@ class SwinT(nn.Layer):
         only, sized by the widest per-sample temporary of a block, the MLP hidden layer,
         ``qkv`` or the attention scores, over the padded tokens ``nW * N``."""
         batch = tokens.shape[0]
-        # A place key, not place.is_cpu_place(): that call here breaks SOT's to_static.
         if not paddle.in_dynamic_mode() or place_key(place) != "cpu":
             return [batch]
         block = self.blocks[0]
@@ -127,7 +129,7 @@ class SwinT(nn.Layer):
                     self.num_heads * geometry.window_tokens)
         sample_bytes = geometry.num_windows * geometry.window_tokens * width \
             * tokens.element_size()
-        return batch_chunks(batch, sample_bytes, chunks.BATCH_CHUNK_BYTES)
+        return chunks.batch_chunks(batch, sample_bytes, chunks.BATCH_CHUNK_BYTES)
 
     def _run_blocks(self, tokens: paddle.Tensor, plain: WindowGeometry,
                     shifted: WindowGeometry) -> paddle.Tensor:

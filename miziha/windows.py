@@ -29,9 +29,10 @@ from typing import Optional, Tuple, Union
 
 import paddle
 
+from .shapes import place_key
+
 __all__ = ["MASK_VALUE", "WindowGeometry", "window_geometry", "cached_geometry",
-           "clear_cache", "relative_position_index", "merge_order", "cached_merge_order",
-           "place_key"]
+           "clear_cache", "relative_position_index", "merge_order", "cached_merge_order"]
 
 #: Added to the scores of masked (query, key) pairs. exp() of it underflows to exactly 0
 #: in float32 softmax, and it is finite in float16 (max 65504) and bfloat16.
@@ -198,13 +199,6 @@ def cached_geometry(height: int, width: int, window_size: Tuple[int, int],
     """
     return _cached(int(height), int(width), tuple(window_size), tuple(shift_size),
                    place_key(place))
-
-
-def place_key(place: Optional[paddle.Place]) -> str:
-    """``Place(gpu:0)`` / ``gpu:0`` -> ``gpu:0`` (default: Paddle's current device): one
-    cache key per device, in the form that ``Tensor.to`` takes."""
-    place = str(place) if place is not None else str(paddle.get_device())
-    return place[len("Place("):-1] if place.startswith("Place(") else place
 
 
 def _to_place(table: paddle.Tensor, place: str) -> paddle.Tensor:

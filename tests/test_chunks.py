@@ -30,3 +30,14 @@ def test_batch_chunks_are_the_fewest_that_fit():
         assert max(sizes) * sample_bytes <= budget
         per_chunk = budget // sample_bytes
         assert len(sizes) == -(-batch // per_chunk)
+
+
+@pytest.mark.parametrize("budget, error, message", [
+    (16e6, TypeError, "int number of bytes or None, got float"),
+    (True, TypeError, "got bool"),
+    (0, ValueError, "must be positive, got 0"),
+    (-5, ValueError, "must be positive, got -5"),
+])
+def test_batch_chunks_rejects_bad_budgets(budget, error, message):
+    with pytest.raises(error, match=message):
+        batch_chunks(8, 10, budget)

@@ -76,3 +76,17 @@ def test_to_static_with_dynamic_sizes(full_graph):
     for size in [(8, 8), (9, 5), (8, 8)]:
         x = paddle.randn([1, 16, *size])
         np.testing.assert_allclose(static(x).numpy(), layer(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("full_graph", [True, False])
+def test_to_static_with_sub_batches(monkeypatch, full_graph):
+    """SOT traces the eager code, sub-batches included; AST graphs run whole batches. Both
+    match eager mode at every batch size."""
+    monkeypatch.setattr(miziha.chunks, "BATCH_CHUNK_BYTES", 2 * 12 * 12 * 64 * 4)
+    layer = randomize(miziha.SwinT(16, 24, num_heads=2, window_size=4, downsample=True))
+    layer.eval()
+    static = paddle.jit.to_static(layer, input_spec=[InputSpec([None, 16, None, None])],
+                                  full_graph=full_graph)
+    for batch, size in [(5, (11, 9)), (3, (8, 8)), (5, (11, 9))]:
+        x = paddle.randn([batch, 16, *size])
+        np.testing.assert_allclose(static(x).numpy(), layer(x).numpy(), rtol=1e-5, atol=1e-5)

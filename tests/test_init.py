@@ -2,7 +2,7 @@ import numpy as np
 import paddle
 import pytest
 
-from miziha.init import Linear
+from miziha.init import LayerNorm, Linear
 
 
 def _pair(in_features=16, out_features=256):
@@ -53,3 +53,73 @@ def test_linear_input_without_gradient_still_trains_the_parameters():
     for ours_param, plain_param in zip(ours.parameters(), plain.parameters()):
         np.testing.assert_allclose(ours_param.grad.numpy(), plain_param.grad.numpy(),
                                    rtol=1e-4, atol=1e-4)
+
+
+def test_linear_gradients_for_some_tensors_only():
+    """paddle.grad over a subset (saliency maps, gradient penalties) prunes the others."""
+    ours, plain = _pair()
+    x = paddle.randn([6, 16])
+    x.stop_gradient = False
+    for wanted in ("x", "weight", "bias"):
+        grads = []
+        for layer in (ours, plain):
+            target = x if wanted == "x" else getattr(layer, wanted)
+            out = layer(x)
+            (grad,) = paddle.grad((out ** 2).sum(), target, create_graph=wanted == "x")
+            grads.append(grad.numpy())
+        np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-4, err_msg=wanted)
+
+
+def test_linear_without_gradients_matches_nn_linear():
+    ours, plain = _pair()
+    x = paddle.randn([2, 3, 16])
+    with paddle.no_grad():
+        np.testing.assert_allclose(ours(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def _layer_norm_input_grad(x, weight, upstream, eps=1e-5):
+    """NumPy: d/dx of sum(upstream * LayerNorm(x)) over the last axis."""
+    mean = x.mean(-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(x.var(-1, keepdims=True) + eps)
+    xhat = (x - mean) * rstd
+    g = upstream * weight
+    return rstd * (g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("how", ["backward", "frozen weight", "paddle.grad for x only"])
+def test_layer_norm_input_gradient_keeps_the_weight(how):
+    """Paddle 3.3's CPU kernel drops the weight from dx when the weight gets no gradient."""
+    rng = np.random.default_rng(4)
+    x_np = rng.standard_normal((2, 5, 16))
+    upstream = rng.standard_normal((2, 5, 16))
+    norm = LayerNorm(16, epsilon=1e-5)
+    norm.weight.set_value(rng.standard_normal(16).astype("float32"))
+    norm.bias.set_value(rng.standard_normal(16).astype("float32"))
+    norm.weight.stop_gradient = how == "frozen weight"
+    x = paddle.to_tensor(x_np.astype("float32"), stop_gradient=False)
+    loss = (norm(x) * paddle.to_tensor(upstream.astype("float32"))).sum()
+    if how == "paddle.grad for x only":
+        (grad,) = paddle.grad(loss, x)
+    else:
+        loss.backward()
+        grad = x.grad
+    expected = _layer_norm_input_grad(x_np, norm.weight.numpy().astype(np.float64), upstream)
+    np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_layer_norm_folded_into_linear_is_the_same_maths():
+    rng = np.random.default_rng(6)
+    norm = LayerNorm(16)
+    norm.weight.set_value(rng.standard_normal(16).astype("float32"))
+    norm.bias.set_value(rng.standard_normal(16).astype("float32"))
+    ours, plain = _pair(16, 8)
+    x = paddle.to_tensor(rng.standard_normal((3, 4, 16)).astype("float32"))
+    folded = ours(norm(x, affine=False), norm.affine_terms)
+    np.testing.assert_allclose(folded.numpy(), plain(norm(x)).numpy(), rtol=1e-4, atol=1e-4)
+    (folded ** 2).sum().backward()
+    unfolded_norm = LayerNorm(16)
+    unfolded_norm.set_state_dict(norm.state_dict())
+    (plain(unfolded_norm(x)) ** 2).sum().backward()
+    for a, b in [(norm.weight, unfolded_norm.weight), (norm.bias, unfolded_norm.bias),
+                 (ours.weight, plain.weight), (ours.bias, plain.bias)]:
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-3)

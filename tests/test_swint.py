@@ -293,3 +293,13 @@ def test_sub_batches_give_the_same_outputs_and_gradients(monkeypatch, use_recomp
     for name, grad in grads.items():
         np.testing.assert_allclose(grads_sub[name], grad, rtol=1e-5, atol=1e-5, err_msg=name)
     np.testing.assert_allclose(x_grad_sub, x_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_input_gradient_alone():
+    """paddle.grad for the input only (saliency maps, gradient penalties)."""
+    layer = randomize(miziha.SwinT(16, 24, num_heads=2, window_size=4, downsample=True))
+    x = paddle.randn([2, 16, 11, 9])
+    x.stop_gradient = False
+    (grad,) = paddle.grad((layer(x) ** 2).sum(), x)
+    (layer(x) ** 2).sum().backward()
+    np.testing.assert_allclose(grad.numpy(), x.grad.numpy(), rtol=1e-5, atol=1e-5)

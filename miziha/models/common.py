@@ -6,6 +6,7 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
+from ..init import layer_norm
 
 __all__ = ["ConvBN", "classification_head", "check_image"]
 
@@ -27,7 +28,7 @@ def classification_head(in_features: int, num_classes: int) -> nn.Sequential:
     """The reference experiment's head on pooled features ``[B, in_features]``:
     Dropout(0.2), Linear(in, 256), LayerNorm, Dropout(0.2), LeakyReLU, Linear(256, classes)."""
     num_classes = checks.positive_int("num_classes", num_classes)
-    return nn.Sequential(nn.Dropout(0.2), nn.Linear(in_features, 256), nn.LayerNorm(256),
+    return nn.Sequential(nn.Dropout(0.2), nn.Linear(in_features, 256), layer_norm(256),
                          nn.Dropout(0.2), nn.LeakyReLU(), nn.Linear(256, num_classes))
 
 
