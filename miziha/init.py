@@ -20,9 +20,10 @@ class Linear(nn.Linear):
     """``nn.Linear`` that can fold a preceding LayerNorm's affine terms into its weights,
     with a faster eager CPU path.
 
-    ``forward(x, input_affine=(scale, shift))`` computes ``(x * scale + shift) @ W + b`` as
-    ``x @ (scale[:, None] * W) + (shift @ W + b)``: the per-token work is one GEMM, and the
-    affine gradients come from small parameter-sized ops (see :class:`LayerNorm`).
+    ``forward(x, input_affine=(scale, shift))`` computes ``(x * scale + shift) @ W + b``, as
+    ``x @ (scale[:, None] * W) + (shift @ W + b)`` when ``x`` has more elements than ``W``:
+    the per-token work is then one GEMM, and the affine gradients come from ops the size of
+    ``W`` (see :class:`LayerNorm`).
 
     On CPU in eager mode, with gradients on, the bias is one more row of the weight, against
     a column of ones: ``[x, 1] @ [[W], [b]]``. Its gradient then comes out of the weight's
@@ -44,9 +45,12 @@ class Linear(nn.Linear):
         weight, bias = self.weight, self.bias
         if input_affine is not None:
             scale, shift = input_affine
-            shift_out = paddle.matmul(shift.reshape([1, -1]), weight).reshape([-1])
-            weight = scale.reshape([-1, 1]) * weight
-            bias = shift_out if bias is None else bias + shift_out
+            if paddle.in_dynamic_mode() and x.size < weight.size:  # few tokens: on x
+                x = x * scale + shift
+            else:
+                shift_out = paddle.matmul(shift, weight)
+                weight = scale.reshape([-1, 1]) * weight
+                bias = shift_out if bias is None else bias + shift_out
         if bias is None or not paddle.in_dynamic_mode() or place_key(x.place) != "cpu" \
                 or x.dtype != weight.dtype:
             return F.linear(x, weight, bias)

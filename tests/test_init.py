@@ -107,13 +107,14 @@ def test_layer_norm_input_gradient_keeps_the_weight(how):
     np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_layer_norm_folded_into_linear_is_the_same_maths():
+@pytest.mark.parametrize("leading", [(3, 4), (1, 2)])  # folded into W; applied to x (few tokens)
+def test_layer_norm_folded_into_linear_is_the_same_maths(leading):
     rng = np.random.default_rng(6)
     norm = LayerNorm(16)
     norm.weight.set_value(rng.standard_normal(16).astype("float32"))
     norm.bias.set_value(rng.standard_normal(16).astype("float32"))
     ours, plain = _pair(16, 8)
-    x = paddle.to_tensor(rng.standard_normal((3, 4, 16)).astype("float32"))
+    x = paddle.to_tensor(rng.standard_normal((*leading, 16)).astype("float32"))
     folded = ours(norm(x, affine=False), norm.affine_terms)
     np.testing.assert_allclose(folded.numpy(), plain(norm(x)).numpy(), rtol=1e-4, atol=1e-4)
     (folded ** 2).sum().backward()
