@@ -1,6 +1,7 @@
 """SwinResNet50 against ResNet50 (same head): training steps, peak memory, exported inference.
 
-Usage: python benchmarks/bench_networks.py [--sizes 224 32] [--batch 8] [--repeats 3]
+Usage: python benchmarks/bench_networks.py [--sizes 224 32] [--batch 8] [--repeats 5]
+                                           [--warmup 3]
                                            [--skip-memory] [--skip-inference] [--output FILE]
 
 1. Training step (forward, cross-entropy, backward, Momentum update) on one fixed random
@@ -63,11 +64,11 @@ def fixed_batch_step(model: paddle.nn.Layer, batch: int, size: int,
     return lambda: train_step(model, x, y, F.cross_entropy, optimizer, None, runtime)
 
 
-def bench_training(size: int, batch: int, repeats: int) -> dict:
+def bench_training(size: int, batch: int, repeats: int, warmup: int) -> dict:
     paddle.seed(0)
     steps = {name: fixed_batch_step(NETWORKS[name](), batch, size)
              for name in ("swin_resnet50", "resnet50")}
-    times = interleaved(steps, repeats=repeats, warmup=1)
+    times = interleaved(steps, repeats=repeats, warmup=warmup)
     med = {name: median(values) for name, values in times.items()}
     return {"input_size": size, "batch": batch, "median_ms": med,
             "ratio": med["swin_resnet50"] / med["resnet50"], "times_ms": times}
@@ -126,24 +127,29 @@ def main(argv=None) -> dict:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 32], help="input sides")
     parser.add_argument("--batch", type=int, default=8, help="batch size")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per case")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="untimed training steps per network first (the first steps "
+                             "are slower while the heap grows)")
     parser.add_argument("--skip-memory", action="store_true", help="no memory part")
     parser.add_argument("--skip-inference", action="store_true", help="no inference part")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file")
     parser.add_argument("--child-memory", choices=sorted(NETWORKS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.batch < 1 or min(args.sizes) < 1:
-        parser.error("--repeats, --batch and --sizes must be >= 1")
+    if args.repeats < 1 or args.batch < 1 or min(args.sizes) < 1 or args.warmup < 0:
+        parser.error("--repeats, --batch and --sizes must be >= 1, --warmup >= 0")
     if args.child_memory:
         print(json.dumps(child_memory(args.child_memory, args.sizes[0], args.batch)))
         return {}
 
     meta = metadata()
     payload = {"benchmark": "bench_networks", "meta": meta, "repeats": args.repeats,
+               "warmup": args.warmup,
                "training": [], "memory": [], "inference": []}
     for size in args.sizes:
         print(f"training steps @{size} ...", flush=True)
-        payload["training"].append(bench_training(size, args.batch, args.repeats))
+        payload["training"].append(bench_training(size, args.batch, args.repeats,
+                                                         args.warmup))
     if not args.skip_memory:
         print(f"memory @{args.sizes[0]} ...", flush=True)
         payload["memory"] = bench_memory(args.sizes[0], args.batch)
@@ -154,7 +160,8 @@ def main(argv=None) -> dict:
                 payload["inference"].append(bench_inference(size, args.batch, args.repeats,
                                                             Path(folder)))
 
-    print(f"\nbatch {args.batch}, median of {args.repeats} interleaved runs; Paddle "
+    print(f"\nbatch {args.batch}, median of {args.repeats} interleaved runs after "
+          f"{args.warmup} training warm-up steps; Paddle "
           f"{meta['paddle']} on {meta['device']} ({meta['cpu']}, {meta['cpu_count']} cores), "
           f"{meta['omp_num_threads']} compute thread(s) (OMP_NUM_THREADS)\n")
     print(markdown_table(
