@@ -44,13 +44,18 @@ class Linear(nn.Linear):
         """
         weight, bias = self.weight, self.bias
         if input_affine is not None:
-            scale, shift = input_affine
+            scale, shift = input_affine  # either may be None (a LayerNorm without it)
             if paddle.in_dynamic_mode() and x.size < weight.size:  # few tokens: on x
-                x = x * scale + shift
+                if scale is not None:
+                    x = x * scale.astype(x.dtype)
+                if shift is not None:
+                    x = x + shift.astype(x.dtype)
             else:
-                shift_out = paddle.matmul(shift, weight)
-                weight = scale.reshape([-1, 1]) * weight
-                bias = shift_out if bias is None else bias + shift_out
+                if shift is not None:
+                    shift_out = paddle.matmul(shift.astype(weight.dtype), weight)
+                    bias = shift_out if bias is None else bias + shift_out
+                if scale is not None:
+                    weight = scale.astype(weight.dtype).reshape([-1, 1]) * weight
         if bias is None or not paddle.in_dynamic_mode() or place_key(x.place) != "cpu" \
                 or x.dtype != weight.dtype:
             return F.linear(x, weight, bias)
@@ -87,11 +92,13 @@ class LayerNorm(nn.LayerNorm):
                 or not paddle.is_grad_enabled() or place_key(x.place) != "cpu":
             return super().forward(x)
         normalized = F.layer_norm(x, self._normalized_shape, None, None, self._epsilon)
-        return normalized * self.weight + self.bias
+        shape = list(self._normalized_shape)  # the parameters are stored flat
+        return normalized * self.weight.reshape(shape) + self.bias.reshape(shape)
 
     @property
     def affine_terms(self) -> Tuple[paddle.Tensor, paddle.Tensor]:
-        """``(weight, bias)``, for :meth:`Linear.forward`'s ``input_affine``."""
+        """``(weight, bias)``, for :meth:`Linear.forward`'s ``input_affine`` (either may be
+        None for a LayerNorm built without it)."""
         return self.weight, self.bias
 
 

@@ -107,20 +107,43 @@ def test_layer_norm_input_gradient_keeps_the_weight(how):
     np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("leading", [(3, 4), (1, 2)])  # folded into W; applied to x (few tokens)
-def test_layer_norm_folded_into_linear_is_the_same_maths(leading):
+def test_layer_norm_folded_into_linear_is_the_same_maths(leading, bias):
     rng = np.random.default_rng(6)
-    norm = LayerNorm(16)
+    norm, reference_norm = LayerNorm(16), LayerNorm(16)
     norm.weight.set_value(rng.standard_normal(16).astype("float32"))
     norm.bias.set_value(rng.standard_normal(16).astype("float32"))
-    ours, plain = _pair(16, 8)
-    x = paddle.to_tensor(rng.standard_normal((*leading, 16)).astype("float32"))
+    reference_norm.set_state_dict(norm.state_dict())
+    ours = Linear(16, 8, bias_attr=None if bias else False)
+    plain = paddle.nn.Linear(16, 8, bias_attr=None if bias else False)
+    for a, b in zip(ours.parameters(), plain.parameters()):
+        value = rng.standard_normal(a.shape).astype("float32")
+        a.set_value(value)
+        b.set_value(value)
+    x_np = rng.standard_normal((*leading, 16)).astype("float32")
+    x, x_ref = (paddle.to_tensor(x_np, stop_gradient=False) for _ in range(2))
     folded = ours(norm(x, affine=False), norm.affine_terms)
-    np.testing.assert_allclose(folded.numpy(), plain(norm(x)).numpy(), rtol=1e-4, atol=1e-4)
+    expected = plain(reference_norm(x_ref))
+    np.testing.assert_allclose(folded.numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
+    with paddle.no_grad():
+        np.testing.assert_allclose(ours(norm(x, affine=False), norm.affine_terms).numpy(),
+                                   expected.numpy(), rtol=1e-4, atol=1e-4)
     (folded ** 2).sum().backward()
-    unfolded_norm = LayerNorm(16)
-    unfolded_norm.set_state_dict(norm.state_dict())
-    (plain(unfolded_norm(x)) ** 2).sum().backward()
-    for a, b in [(norm.weight, unfolded_norm.weight), (norm.bias, unfolded_norm.bias),
-                 (ours.weight, plain.weight), (ours.bias, plain.bias)]:
-        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-3)
+    (expected ** 2).sum().backward()
+    pairs = [(x, x_ref), (norm.weight, reference_norm.weight), (norm.bias, reference_norm.bias)]
+    pairs += list(zip(ours.parameters(), plain.parameters()))
+    for a, b in pairs:
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-3,
+                                   err_msg=a.name)
+
+
+def test_layer_norm_over_several_axes_matches_nn_layer_norm():
+    norm, plain = LayerNorm([4, 8]), paddle.nn.LayerNorm([4, 8])
+    rng = np.random.default_rng(8)
+    for a, b in zip(norm.parameters(), plain.parameters()):
+        value = rng.standard_normal(a.shape).astype("float32")
+        a.set_value(value)
+        b.set_value(value)
+    x = paddle.randn([3, 4, 8])
+    np.testing.assert_allclose(norm(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
