@@ -6,7 +6,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .shapes import place_key
+from .shapes import eager_on_cpu
 
 __all__ = ["TRUNC_NORMAL", "Linear", "LayerNorm", "linear", "layer_norm"]
 
@@ -56,8 +56,7 @@ class Linear(nn.Linear):
                     bias = shift_out if bias is None else bias + shift_out
                 if scale is not None:
                     weight = scale.astype(weight.dtype).reshape([-1, 1]) * weight
-        if bias is None or not paddle.in_dynamic_mode() or place_key(x.place) != "cpu" \
-                or x.dtype != weight.dtype:
+        if bias is None or not eager_on_cpu(x) or x.dtype != weight.dtype:
             return F.linear(x, weight, bias)
         shape = x.shape
         x2d = x.reshape([-1, shape[-1]])
@@ -86,12 +85,12 @@ class LayerNorm(nn.LayerNorm):
 
     def forward(self, x: paddle.Tensor, affine: bool = True) -> paddle.Tensor:
         """Args: x ``[..., C]``; affine: apply weight and bias. Returns: ``[..., C]``."""
-        if not affine:
-            return F.layer_norm(x, self._normalized_shape, None, None, self._epsilon)
-        if self.weight is None or self.bias is None or not paddle.in_dynamic_mode() \
-                or not paddle.is_grad_enabled() or place_key(x.place) != "cpu":
+        if affine and (self.weight is None or self.bias is None
+                       or not paddle.is_grad_enabled() or not eager_on_cpu(x)):
             return super().forward(x)
         normalized = F.layer_norm(x, self._normalized_shape, None, None, self._epsilon)
+        if not affine:
+            return normalized
         shape = list(self._normalized_shape)  # the parameters are stored flat
         return normalized * self.weight.reshape(shape) + self.bias.reshape(shape)
 

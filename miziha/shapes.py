@@ -1,6 +1,7 @@
 """Shape helpers that work in eager mode (Python ints) and in static graphs with dynamic
 sizes (0-D/1-D integer tensors), so one forward serves training and ``jit.save`` export;
-and :func:`place_key`, a device name that is also safe to compare under SOT's to_static."""
+and :func:`place_key` / :func:`eager_on_cpu`, device checks that are also safe under SOT's
+to_static."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import List, Optional, Tuple, Union
 
 import paddle
 
-__all__ = ["shape_of", "spatial_size", "pad_bottom_right", "place_key"]
+__all__ = ["shape_of", "spatial_size", "pad_bottom_right", "place_key", "eager_on_cpu"]
 
 Size = Union[int, paddle.Tensor]
 
@@ -52,3 +53,10 @@ def place_key(place: Optional[paddle.Place]) -> str:
     (Paddle 3.3: ``UnboundLocalError`` in its generated code)."""
     place = str(place) if place is not None else str(paddle.get_device())
     return place[len("Place("):-1] if place.startswith("Place(") else place
+
+
+def eager_on_cpu(x: paddle.Tensor) -> bool:
+    """Eager mode with ``x`` on a CPU: where miziha works around Paddle's CPU kernels
+    (sub-batches, the Linear bias row, LayerNorm's affine terms). A graph being built is
+    never asked for its place (Paddle warns that it has none)."""
+    return paddle.in_dynamic_mode() and place_key(x.place) == "cpu"

@@ -10,7 +10,7 @@ from paddle.distributed.fleet.utils import recompute
 
 from . import checks, chunks
 from .blocks import PatchMerging, SwinTransformerBlock
-from .shapes import place_key, spatial_size
+from .shapes import eager_on_cpu, spatial_size
 from .init import linear
 from .windows import WindowGeometry, cached_geometry, window_geometry
 
@@ -116,13 +116,12 @@ class SwinT(nn.Layer):
             raise ValueError(f"SwinT expects {self.in_channels} input channels "
                              f"({self.data_format}), got {channels} in shape {list(x.shape)}")
 
-    def _sub_batches(self, tokens: paddle.Tensor, geometry: WindowGeometry,
-                     place: paddle.Place) -> List[int]:
+    def _sub_batches(self, tokens: paddle.Tensor, geometry: WindowGeometry) -> List[int]:
         """Sub-batch sizes for the blocks (:func:`~miziha.chunks.batch_chunks`): eager CPU
         only, sized by the widest per-sample temporary of a block, the MLP hidden layer,
         ``qkv`` or the attention scores, over the padded tokens ``nW * N``."""
         batch = tokens.shape[0]
-        if not paddle.in_dynamic_mode() or place_key(place) != "cpu":
+        if not eager_on_cpu(tokens):
             return [batch]
         block = self.blocks[0]
         width = max(block.mlp.fc1.weight.shape[1], 3 * self.in_channels,
@@ -162,7 +161,7 @@ class SwinT(nn.Layer):
             shifted = window_geometry(height, width, self.window_size,
                                       self.blocks[1].shift_size)
         tokens = x.reshape([0, -1, self.in_channels])  # [B, H*W, C]
-        sizes = self._sub_batches(tokens, plain, x.place)
+        sizes = self._sub_batches(tokens, plain)
         if len(sizes) > 1:
             tokens = paddle.concat([self._run_blocks(part, plain, shifted)
                                     for part in paddle.split(tokens, sizes, axis=0)], axis=0)
