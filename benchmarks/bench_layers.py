@@ -8,7 +8,7 @@ and their ratio are reported: forward under ``paddle.no_grad`` (inference), forw
 performance issue apply at C=64: forward <= 5.0x, forward+backward <= 6.0x.
 
 A second table times SwinT forward+backward with its eager-CPU sub-batching
-(:mod:`miziha.chunks`) on and off, interleaved, including the SwinResNet50 layer with the
+(:mod:`miziha.cpu`) on and off, interleaved, including the SwinResNet50 layer with the
 widest temporaries (``SwinT(128, 128, downsample=True)`` on 56x56 maps).
 A benchmark, not a test: it prints a table and writes JSON.
 Thread count is Paddle's default unless OMP_NUM_THREADS is set; the JSON records which.
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, markdown_table, median, metadata, write_json  # noqa: E402
 
 import miziha  # noqa: E402
-from miziha import chunks  # noqa: E402
+from miziha import cpu  # noqa: E402
 
 #: (channels, map side, heads), at window 7: the first three Swin-T stage sizes at 224.
 SETTINGS = [(64, 56, 4), (128, 28, 8), (256, 14, 16)]
@@ -82,13 +82,13 @@ def bench_setting(channels: int, side: int, heads: int, batch: int, repeats: int
 
 
 def with_chunk_bytes(step, chunk_bytes):
-    """``step`` run with :data:`miziha.chunks.BATCH_CHUNK_BYTES` set to ``chunk_bytes``."""
+    """``step`` run with :data:`miziha.cpu.BATCH_CHUNK_BYTES` set to ``chunk_bytes``."""
     def run():
-        saved, chunks.BATCH_CHUNK_BYTES = chunks.BATCH_CHUNK_BYTES, chunk_bytes
+        saved, cpu.BATCH_CHUNK_BYTES = cpu.BATCH_CHUNK_BYTES, chunk_bytes
         try:
             step()
         finally:
-            chunks.BATCH_CHUNK_BYTES = saved
+            cpu.BATCH_CHUNK_BYTES = saved
     return run
 
 
@@ -99,12 +99,12 @@ def bench_sub_batches(channels: int, side: int, heads: int, downsample: bool, ba
     x.stop_gradient = False
     step = forward_backward(layer, x)
     times = interleaved({"whole": with_chunk_bytes(step, None),
-                         "sub_batched": with_chunk_bytes(step, chunks.BATCH_CHUNK_BYTES)},
+                         "sub_batched": with_chunk_bytes(step, cpu.BATCH_CHUNK_BYTES)},
                         repeats=repeats, warmup=warmup)
     med = {name: median(values) for name, values in times.items()}
     return {"batch": batch, "channels": channels, "height": side, "width": side,
             "num_heads": heads, "downsample": downsample,
-            "chunk_bytes": chunks.BATCH_CHUNK_BYTES, "median_ms": med,
+            "chunk_bytes": cpu.BATCH_CHUNK_BYTES, "median_ms": med,
             "speedup": med["whole"] / med["sub_batched"], "times_ms": times}
 
 
@@ -149,7 +149,7 @@ def main(argv=None) -> dict:
           f"(OMP_NUM_THREADS)\n")
     print(table)
     print(f"\nSwinT fwd+bwd with sub-batches of at most "
-          f"{chunks.BATCH_CHUNK_BYTES / 2 ** 20:g} MiB of temporaries, and whole:\n")
+          f"{cpu.BATCH_CHUNK_BYTES / 2 ** 20:g} MiB of temporaries, and whole:\n")
     print(markdown_table(
         ["C", "map", "heads", "downsample", "whole ms", "sub-batched ms", "speedup"],
         [[f"{r['channels']}", f"{r['height']}x{r['width']}", f"{r['num_heads']}",

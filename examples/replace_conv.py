@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     before, after = result["before"], result["after"]
     print(result["report"])
     print()
-    print(result["after"].table(swint_only=True))
+    print(result["after"].table(mixers_only=True))
     print()
     print(f"| {args.model} @ {args.size} | params (M) | GMACs |\n|---|---|---|\n"
           f"| before | {before.total_params / 1e6:.2f} | {before.total_macs / 1e9:.3f} |\n"

@@ -17,7 +17,7 @@ import paddle.nn as nn
 
 import miziha
 from miziha.export import Predictor, save_for_inference
-from miziha.windows import cached_geometry
+from miziha.windows import window_tables
 
 
 def show_api() -> None:
@@ -34,7 +34,7 @@ def show_sizes(sizes=((56, 56), (30, 45), (7, 7), (5, 20), (1, 1))) -> None:
     layer = miziha.SwinT(32, 64, num_heads=2, window_size=7, downsample=True)
     print("\ninput     output   window  shift   windows  padded tokens")
     for h, w in sizes:
-        geo = cached_geometry(h, w, (7, 7), (3, 3))
+        geo = window_tables(h, w, (7, 7), (3, 3))
         out = layer(paddle.randn([1, 32, h, w]))
         padded = geo.num_windows * geo.window_tokens - h * w
         print(f"{h:>3}x{w:<4} {out.shape[2]:>3}x{out.shape[3]:<4} {str(geo.window):8}"

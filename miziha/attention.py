@@ -8,7 +8,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .init import TRUNC_NORMAL, linear
+from .layers import TRUNC_NORMAL, linear
 from .shapes import shape_of
 from .windows import WindowGeometry
 

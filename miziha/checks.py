@@ -5,14 +5,31 @@ from __future__ import annotations
 import numbers
 from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
 import paddle
 
-__all__ = ["positive_int", "int_pair", "rate", "rates", "positive_float",
+__all__ = ["dtype_name", "heads", "flag", "mlp_width", "positive_int", "int_pair", "rate", "rates", "positive_float",
            "default_num_heads", "tensor"]
 
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def flag(name: str, value) -> bool:
+    """``value`` as a bool (Python or NumPy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def mlp_width(channels: int, mlp_ratio) -> int:
+    """The MLP hidden width ``int(channels * mlp_ratio)``, at least 1."""
+    width = int(channels * positive_float("mlp_ratio", mlp_ratio))
+    if width < 1:
+        raise ValueError(f"mlp_ratio * in_channels must be at least 1 (the MLP width), got "
+                         f"{mlp_ratio} * {channels}")
+    return width
 
 
 def positive_int(name: str, value) -> int:
@@ -72,6 +89,22 @@ def default_num_heads(channels: int, head_dim: int = 32) -> int:
     while channels % heads:
         heads -= 1
     return heads
+
+
+def heads(channels: int, num_heads: Optional[int], head_dim: int = 32) -> int:
+    """``num_heads`` checked to divide ``channels``; None: :func:`default_num_heads`."""
+    if num_heads is None:
+        return default_num_heads(channels, head_dim)
+    num_heads = positive_int("num_heads", num_heads)
+    if channels % num_heads:
+        raise ValueError(f"in_channels must be divisible by num_heads: got in_channels="
+                         f"{channels}, num_heads={num_heads}")
+    return num_heads
+
+
+def dtype_name(dtype) -> str:
+    """``paddle.float32`` / ``"float32"`` -> ``"float32"``."""
+    return str(dtype).replace("paddle.", "")
 
 
 def tensor(owner: str, x) -> None:

@@ -1,13 +1,15 @@
-"""Multiply-accumulate (MAC) and parameter counts that see the attention inside ``SwinT``.
+"""Multiply-accumulate (MAC) and parameter counts that see the attention inside the mixers.
 
 ``paddle.flops`` counts leaf layers only, counts matmuls, softmax and LayerNorm as zero, and
 fails with numpy 2.4, so miziha counts its own with forward hooks:
 
 * ``Conv2D``: ``B * C_out * H_out * W_out * C_in / groups * kh * kw``;
 * ``Linear``: tokens * in * out (for SwinT's layers, tokens include window padding);
-* ``LayerNorm`` / ``BatchNorm*``: one MAC per output element (as the official Swin ``flops()``);
-* inside ``SwinT``: ``QK^T`` and ``AV`` per window, ``2 * B * nW * N^2 * C`` a block, padded
-  windows included.
+* ``LayerNorm`` / ``BatchNorm*`` / ``GroupNorm``: one MAC per output element (as the official
+  Swin ``flops()``);
+* inside a mixer (:class:`~miziha.mixer.TokenMixer`): what its :meth:`mixing_macs` reports,
+  e.g. for ``SwinT`` ``QK^T`` and ``AV`` per window, ``2 * B * nW * N^2 * C`` a block,
+  padded windows included.
 
 Activations, pooling, softmax and additions are not counted (they are not MACs).
 """
@@ -21,20 +23,19 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from .swint import SwinT
-from .windows import cached_geometry
+from .mixer import TokenMixer
 
 __all__ = ["LayerCost", "FlopsReport", "flops", "conv3x3_macs"]
 
 _COUNTED = (nn.Conv2D, nn.Linear, nn.LayerNorm, nn.BatchNorm1D, nn.BatchNorm2D,
-            nn.BatchNorm3D, nn.BatchNorm)
+            nn.BatchNorm3D, nn.BatchNorm, nn.GroupNorm)
 
 
 @dataclass
 class LayerCost:
     """One row of a :class:`FlopsReport`.
 
-    ``conv_macs`` is, for a ``SwinT``, the MACs of the 3x3 ``Conv2D`` it stands for (same
+    ``conv_macs`` is, for a mixer, the MACs of the 3x3 ``Conv2D`` it stands for (same
     channels, stride 2 when it downsamples) on the same input; None for other layers.
     """
 
@@ -52,7 +53,7 @@ class LayerCost:
 
 @dataclass
 class FlopsReport:
-    """MACs and parameters per counted layer (``SwinT`` layers as one row each)."""
+    """MACs and parameters per counted layer (each mixer as one row)."""
 
     input_shape: List[int]
     rows: List[LayerCost] = field(default_factory=list)
@@ -62,9 +63,9 @@ class FlopsReport:
     def total_macs(self) -> int:
         return sum(row.macs for row in self.rows)
 
-    def table(self, swint_only: bool = False) -> str:
+    def table(self, mixers_only: bool = False) -> str:
         """Text table: name, kind, output shape, params, MMACs, ratio to the replaced conv."""
-        rows = [r for r in self.rows if r.kind == "SwinT"] if swint_only else self.rows
+        rows = [r for r in self.rows if r.conv_macs] if mixers_only else self.rows
         lines = [f"{'layer':40} {'kind':12} {'output':20} {'params':>11} {'MMACs':>10} "
                  f"{'x conv':>7}"]
         for r in rows:
@@ -109,15 +110,6 @@ def _leaf_macs(layer: nn.Layer, inputs, output) -> int:
     return _numel(output.shape)  # a norm
 
 
-def _attention_macs(layer: SwinT, batch: int, height: int, width: int) -> int:
-    """QK^T and AV of every block, padded windows included."""
-    total = 0
-    for block in layer.blocks:
-        geo = cached_geometry(height, width, layer.window_size, block.shift_size)
-        total += 2 * batch * geo.num_windows * geo.window_tokens ** 2 * layer.in_channels
-    return total
-
-
 def flops(model: nn.Layer, input_size: Sequence[int]) -> FlopsReport:
     """Count MACs and parameters of ``model`` on one input of ``input_size``.
 
@@ -137,9 +129,10 @@ def flops(model: nn.Layer, input_size: Sequence[int]) -> FlopsReport:
         raise ValueError(f"input_size must be [C, H, W] or [B, C, H, W] of positive ints, "
                          f"got {list(input_size)}")
     report = FlopsReport(input_shape=size, total_params=_params(model))
-    swints = [layer for layer in model.sublayers(include_self=True) if isinstance(layer, SwinT)]
-    owner_of = {id(sub): id(swint) for swint in swints for sub in swint.sublayers()}
-    pending = {}  # id(SwinT) -> its row while its forward runs
+    mixers = [layer for layer in model.sublayers(include_self=True)
+              if isinstance(layer, TokenMixer)]
+    owner_of = {id(sub): id(mixer) for mixer in mixers for sub in mixer.sublayers()}
+    pending = {}  # id(mixer) -> its row while its forward runs
 
     def count_leaf(name):
         def hook(layer, inputs, output):
@@ -151,27 +144,27 @@ def flops(model: nn.Layer, input_size: Sequence[int]) -> FlopsReport:
                                              list(output.shape), macs, _params(layer)))
         return hook
 
-    def open_swint(name):
+    def open_mixer(name):
         def hook(layer, inputs):
-            pending[id(layer)] = LayerCost(name, "SwinT", [], 0, _params(layer))
+            pending[id(layer)] = LayerCost(name, type(layer).__name__, [], 0, _params(layer))
         return hook
 
-    def close_swint(layer, inputs, output):
+    def close_mixer(layer, inputs, output):
         row, x = pending.pop(id(layer)), inputs[0]
         nchw = layer.data_format == "NCHW"
         height, width = x.shape[2 if nchw else 1], x.shape[3 if nchw else 2]
-        row.macs += _attention_macs(layer, x.shape[0], height, width)
+        row.macs += layer.mixing_macs(x.shape[0], height, width)
         row.output_shape = list(output.shape)
         row.conv_macs = conv3x3_macs(layer.in_channels, layer.out_channels, x.shape[0],
-                                     height, width, 2 if layer.downsample is not None else 1)
+                                     height, width, 2 if layer.downsample_enabled else 1)
         report.rows.append(row)
 
     handles = []
     for name, layer in model.named_sublayers(include_self=True):
         name = name or type(model).__name__
-        if isinstance(layer, SwinT):
-            handles.append(layer.register_forward_pre_hook(open_swint(name)))
-            handles.append(layer.register_forward_post_hook(close_swint))
+        if isinstance(layer, TokenMixer):
+            handles.append(layer.register_forward_pre_hook(open_mixer(name)))
+            handles.append(layer.register_forward_post_hook(close_mixer))
         elif isinstance(layer, _COUNTED):
             handles.append(layer.register_forward_post_hook(count_leaf(name)))
     training = model.training

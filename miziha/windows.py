@@ -2,11 +2,9 @@
 
 Pure functions: sizes in, index tables and masks out; no parameters. Every table is
 built from Paddle tensor ops, so the same code serves eager mode (where
-:func:`cached_geometry` keeps one copy per map size) and static graphs exported with
-dynamic height and width (where :func:`window_geometry` runs inside the graph).
-
-Axes are added with ``reshape``, not ``unsqueeze``: Paddle 3.3's oneDNN inference passes
-fuse an ``unsqueeze`` into the elementwise op before it and drop it for int64 tensors.
+:data:`window_tables` keeps one copy per map size) and static graphs exported with
+dynamic height and width (where it runs inside the graph). Axes are added with
+``reshape``, not ``unsqueeze`` (:mod:`miziha.workarounds`, item 4).
 
 Conventions, per spatial axis of length ``n`` with configured window ``w0`` and shift
 ``s0`` (the official Swin rules, applied to each axis on its own):
@@ -23,22 +21,20 @@ region is simply the window grid offset by ``s``: token ``i`` belongs to region
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import paddle
 
-from .shapes import place_key
+from .geometry import size_cached
+from .shapes import Size
 
-__all__ = ["MASK_VALUE", "WindowGeometry", "window_geometry", "cached_geometry",
-           "clear_cache", "relative_position_index", "merge_order", "cached_merge_order"]
+__all__ = ["MASK_VALUE", "WindowGeometry", "window_geometry", "window_tables",
+           "relative_position_index", "merge_order", "merge_tables"]
 
 #: Added to the scores of masked (query, key) pairs. exp() of it underflows to exactly 0
 #: in float32 softmax, and it is finite in float16 (max 65504) and bfloat16.
 MASK_VALUE = -1.0e4
-
-Size = Union[int, paddle.Tensor]
 
 
 @dataclass  # not frozen: to_static (SOT) rebuilds dataclasses field by field
@@ -52,7 +48,7 @@ class WindowGeometry:
         relative_index: int64 ``[N * N]``; row of the relative position bias table for each
             (query, key) pair of a window.
         mask: float32 ``[nW, N, N]`` with 0 or :data:`MASK_VALUE`, or None where no pair is
-            masked (no shift and no padding; eager mode only).
+            masked (no shift and no padding, known from Python-int sizes).
         num_windows: ``nW``.
         window_tokens: ``N``, tokens per window.
         window: effective window ``(wh, ww)``.
@@ -89,6 +85,13 @@ def _axis_layout(n: paddle.Tensor, window: int, shift: int):
     return w, s, padded, source, region
 
 
+def _masked(height: int, width: int, window_size: Tuple[int, int],
+             shift_size: Tuple[int, int]) -> bool:
+    """Whether any (query, key) pair is masked: a shifted axis, or one that is padded."""
+    return any(n > w0 and (s0 or n % w0)
+               for n, w0, s0 in zip((height, width), window_size, shift_size))
+
+
 def relative_position_index(window: Tuple[Size, Size],
                             table_window: Tuple[int, int]) -> paddle.Tensor:
     """Row of the bias table for each (query, key) pair of a ``window`` (``[N * N]``).
@@ -114,7 +117,8 @@ def window_geometry(height: Size, width: Size, window_size: Tuple[int, int],
         shift_size: configured shift ``(Sh, Sw)``; ``(0, 0)`` for plain windows.
 
     Returns:
-        A :class:`WindowGeometry` whose mask is always a tensor.
+        A :class:`WindowGeometry`; its mask is None only for Python-int sizes where no pair
+        is masked.
     """
     h, w = _int64(height), _int64(width)
     wh, sh, hp, src_h, reg_h = _axis_layout(h, window_size[0], shift_size[0])
@@ -143,6 +147,9 @@ def window_geometry(height: Size, width: Size, window_size: Tuple[int, int],
     mask = paddle.where(allowed, paddle.zeros([], "float32"),
                         paddle.full([], MASK_VALUE, "float32"))
     relative_index = relative_position_index((wh, ww), window_size)
+    if isinstance(height, int) and isinstance(width, int) and not _masked(
+            height, width, window_size, shift_size):
+        mask = None
     return WindowGeometry(gather, scatter, relative_index, mask, num_windows, tokens,
                           (wh, ww), (sh, sw))
 
@@ -163,50 +170,6 @@ def merge_order(height: Size, width: Size) -> paddle.Tensor:
     return (rows * w + cols).flatten()
 
 
-@functools.lru_cache(maxsize=32)
-def _cached_merge_order(height: int, width: int, place: str) -> paddle.Tensor:
-    return _to_place(merge_order(height, width), place)
-
-
-def cached_merge_order(height: int, width: int,
-                       place: Optional[paddle.Place] = None) -> paddle.Tensor:
-    """Eager-mode :func:`merge_order`, built once per map size and device."""
-    return _cached_merge_order(int(height), int(width), place_key(place))
-
-
-@functools.lru_cache(maxsize=32)
-def _cached(height: int, width: int, window_size: Tuple[int, int],
-            shift_size: Tuple[int, int], place: str) -> WindowGeometry:
-    geo = window_geometry(height, width, window_size, shift_size)
-    (wh, ww), (sh, sw) = (int(v) for v in geo.window), (int(v) for v in geo.shift)
-    masked = sh or sw or height % wh or width % ww
-    tables = [geo.gather, geo.scatter, geo.relative_index, geo.mask if masked else None]
-    tables = [t if t is None else _to_place(t, place) for t in tables]
-    return WindowGeometry(*tables, int(geo.num_windows), wh * ww, (wh, ww), (sh, sw))
-
-
-def cached_geometry(height: int, width: int, window_size: Tuple[int, int],
-                    shift_size: Tuple[int, int],
-                    place: Optional[paddle.Place] = None) -> WindowGeometry:
-    """Eager-mode :func:`window_geometry` with Python-int sizes, built once per size.
-
-    Args:
-        height, width, window_size, shift_size: as for :func:`window_geometry`.
-        place: device of the tables (that of the input); default: Paddle's current device.
-
-    The 32 most recently used geometries are kept (:func:`clear_cache` frees them); a mask
-    is ``[nW, N, N]`` float32, about 0.6 MB for a 56x56 map with window 7.
-    """
-    return _cached(int(height), int(width), tuple(window_size), tuple(shift_size),
-                   place_key(place))
-
-
-def _to_place(table: paddle.Tensor, place: str) -> paddle.Tensor:
-    return table if place_key(table.place) == place else table.to(place)
-
-
-def clear_cache() -> None:
-    """Free every cached geometry and merge order (for example after a run over many input
-    sizes)."""
-    _cached.cache_clear()
-    _cached_merge_order.cache_clear()
+#: Eager-cached / traced forms (:func:`miziha.geometry.size_cached`): what layers call.
+window_tables = size_cached(window_geometry)
+merge_tables = size_cached(merge_order)

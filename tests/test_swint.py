@@ -133,7 +133,7 @@ def test_training_with_dropout_and_droppath():
 
 
 def test_droppath_drops_whole_samples():
-    drop = miziha.blocks.DropPath(0.5)
+    drop = miziha.layers.DropPath(0.5)
     drop.train()
     out = drop(paddle.ones([64, 10, 3])).numpy()
     per_sample = out.reshape(64, -1)
@@ -181,7 +181,7 @@ def test_extra_repr_reads_like_the_constructor():
     layer = miziha.SwinT(32, 64, (56, 56), 2, 7, downsample=True)
     assert layer.extra_repr() == ("32, 64, num_heads=2, window_size=(7, 7), depth=2, "
                                   "downsample=True, input_resolution=(56, 56)")
-    assert "shift_size=(3, 3)" in repr(layer.blocks[1])
+    assert layer.shifts == ((0, 0), (3, 3))
 
 
 def test_default_heads_are_about_32_channels():
@@ -283,7 +283,7 @@ def test_sub_batches_give_the_same_outputs_and_gradients(monkeypatch, use_recomp
 
     # 11x9 pads to 12x12 tokens; the widest temporary is the MLP's 64 channels, float32.
     sample_bytes = 12 * 12 * 64 * 4
-    monkeypatch.setattr(miziha.chunks, "BATCH_CHUNK_BYTES", 2 * sample_bytes)
+    monkeypatch.setattr(miziha.cpu, "BATCH_CHUNK_BYTES", 2 * sample_bytes)
     batches = []
     layer.blocks[0].register_forward_pre_hook(lambda _, inputs: batches.append(
         inputs[0].shape[0]))

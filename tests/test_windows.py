@@ -4,17 +4,19 @@ import numpy as np
 import paddle
 import pytest
 
-from miziha.blocks import SwinTransformerBlock
-from miziha.windows import MASK_VALUE, cached_geometry, clear_cache, window_geometry
+from miziha.geometry import clear_cache
+from miziha.swin_blocks import SwinTransformerBlock
+from miziha.windows import MASK_VALUE, window_geometry, window_tables
 
 
 def _changed_by(shifted, size, window, token):
     """Output tokens of one block that change when input token (row, col) changes."""
     h, w = size
     # Default init: near-uniform attention, so every key a query may see visibly moves it.
-    block = SwinTransformerBlock(8, 2, (window, window), shifted=shifted)
+    block = SwinTransformerBlock(8, 2, (window, window), mlp_hidden=32)
     block.eval()
-    geometry = cached_geometry(h, w, (window, window), block.shift_size)
+    shift = (window // 2, window // 2) if shifted else (0, 0)
+    geometry = window_tables(h, w, (window, window), shift)
     x = np.random.randn(1, h * w, 8).astype("float32")
     base = block(paddle.to_tensor(x), geometry).numpy()
     x[0, token[0] * w + token[1]] += np.linspace(-3.0, 3.0, 8, dtype="float32")  # not a constant: LayerNorm removes those
@@ -62,7 +64,7 @@ def test_small_map_is_one_unshifted_window():
     ((8, 8), (4, 4), (2, 2)), ((10, 13), (4, 4), (2, 2)), ((3, 20), (7, 7), (3, 3)),
     ((14, 14), (7, 7), (0, 0)), ((1, 1), (7, 7), (3, 3))])
 def test_gather_and_scatter_are_inverse(size, window, shift):
-    geometry = cached_geometry(*size, window, shift)
+    geometry = window_tables(*size, window, shift)
     tokens = size[0] * size[1]
     gather, scatter = geometry.gather.numpy(), geometry.scatter.numpy()
     assert gather.shape == (geometry.num_windows * geometry.window_tokens,)
@@ -71,25 +73,25 @@ def test_gather_and_scatter_are_inverse(size, window, shift):
 
 
 def test_effective_window_and_shift_follow_the_map():
-    assert cached_geometry(56, 56, (7, 7), (3, 3)).window == (7, 7)
-    small = cached_geometry(5, 20, (7, 7), (3, 3))
+    assert window_tables(56, 56, (7, 7), (3, 3)).window == (7, 7)
+    small = window_tables(5, 20, (7, 7), (3, 3))
     assert (small.window, small.shift) == ((5, 7), (0, 3))
-    assert cached_geometry(7, 7, (7, 7), (3, 3)).shift == (0, 0)
-    assert cached_geometry(14, 14, (7, 7), (0, 0)).mask is None  # nothing to mask
-    assert cached_geometry(15, 14, (7, 7), (0, 0)).mask is not None  # padding
+    assert window_tables(7, 7, (7, 7), (3, 3)).shift == (0, 0)
+    assert window_tables(14, 14, (7, 7), (0, 0)).mask is None  # nothing to mask
+    assert window_tables(15, 14, (7, 7), (0, 0)).mask is not None  # padding
 
 
 def test_geometry_is_cached_per_size_and_place():
-    first = cached_geometry(12, 12, (4, 4), (2, 2))
-    assert cached_geometry(12, 12, (4, 4), (2, 2), paddle.CPUPlace()) is first
-    assert cached_geometry(12, 16, (4, 4), (2, 2)) is not first
+    first = window_tables(12, 12, (4, 4), (2, 2))
+    assert window_tables(12, 12, (4, 4), (2, 2), like=paddle.zeros([1])) is first
+    assert window_tables(12, 16, (4, 4), (2, 2)) is not first
     assert str(first.gather.place) == str(paddle.CPUPlace())
     clear_cache()
-    assert cached_geometry(12, 12, (4, 4), (2, 2)) is not first
+    assert window_tables(12, 12, (4, 4), (2, 2)) is not first
 
 
 def test_tensor_sizes_give_the_same_tables_as_int_sizes():
-    eager = cached_geometry(10, 13, (4, 4), (2, 2))
+    eager = window_tables(10, 13, (4, 4), (2, 2))
     traced = window_geometry(paddle.to_tensor(10), paddle.to_tensor(13), (4, 4), (2, 2))
     for name in ("gather", "scatter", "relative_index", "mask"):
         np.testing.assert_array_equal(getattr(eager, name).numpy(),
@@ -97,7 +99,7 @@ def test_tensor_sizes_give_the_same_tables_as_int_sizes():
 
 
 def test_relative_index_of_a_full_window_matches_the_official_layout():
-    index = cached_geometry(7, 7, (7, 7), (0, 0)).relative_index.numpy().reshape(49, 49)
+    index = window_tables(7, 7, (7, 7), (0, 0)).relative_index.numpy().reshape(49, 49)
     # The official table puts offset (0, 0) in the middle row and (+6, +6) last.
     assert (np.diag(index) == 84).all()
     assert index[48, 0] == 168 and index[0, 48] == 0
@@ -105,7 +107,7 @@ def test_relative_index_of_a_full_window_matches_the_official_layout():
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_mask_value_is_finite_in_half_precision(dtype):
-    mask = cached_geometry(8, 8, (4, 4), (2, 2)).mask.astype(dtype)
+    mask = window_tables(8, 8, (4, 4), (2, 2)).mask.astype(dtype)
     values = mask.astype("float32").numpy()
     assert np.isfinite(values).all()
     assert values.min() <= MASK_VALUE * 0.99

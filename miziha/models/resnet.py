@@ -9,11 +9,11 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..blocks import droppath_schedule
+from ..layers import droppath_schedule
 from ..swint import SwinT
 from .common import ConvBN, check_image, classification_head
 
-__all__ = ["SwinBottleneck", "SwinResNet", "SwinResnet", "swin_resnet50", "resnet50_baseline"]
+__all__ = ["SwinBottleneck", "SwinResNet", "swin_resnet50", "resnet50_baseline"]
 
 
 class SwinBottleneck(nn.Layer):
@@ -101,10 +101,6 @@ class SwinResNet(nn.Layer):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> logits ``[B, num_classes]``."""
         return self.head(self.forward_features(x))
-
-
-#: The name the reference experiment used.
-SwinResnet = SwinResNet
 
 
 def swin_resnet50(num_classes: int = 1000, **kwargs) -> SwinResNet:

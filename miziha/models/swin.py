@@ -9,9 +9,10 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..blocks import droppath_schedule
-from ..shapes import pad_bottom_right, spatial_size
-from ..init import layer_norm, linear
+from ..layers import droppath_schedule
+from ..layers import layer_norm, linear
+from ..shapes import spatial_size
+from ..workarounds import pad_bottom_right
 from ..swint import SwinT
 from .common import check_image
 

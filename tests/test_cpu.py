@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from miziha.chunks import batch_chunks
+from miziha.cpu import batch_chunks
 
 
 @pytest.mark.parametrize("batch, sample_bytes, budget, expected", [

@@ -1,0 +1,75 @@
+"""Small layers every mixer shares: initialised Linear and LayerNorm, the MLP, stochastic
+depth."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import paddle
+import paddle.nn as nn
+
+from . import checks
+from .workarounds import Affine, LayerNorm, Linear
+
+__all__ = ["TRUNC_NORMAL", "linear", "layer_norm", "Mlp", "DropPath", "droppath_schedule"]
+
+#: The official code's ``trunc_normal_(std=.02)``: its cutoffs are absolute (-2, 2), as are
+#: Paddle's ``a``/``b``, so at std 0.02 this is in effect a plain normal. Kept as is so that
+#: a model trained from scratch starts where the official one does.
+TRUNC_NORMAL = nn.initializer.TruncatedNormal(mean=0.0, std=0.02, a=-2.0, b=2.0)
+
+
+def linear(in_features: int, out_features: int, bias: bool = True) -> Linear:
+    """:class:`~miziha.workarounds.Linear` with truncated-normal weights and zero bias."""
+    return Linear(in_features, out_features,
+                  weight_attr=paddle.ParamAttr(initializer=TRUNC_NORMAL),
+                  bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
+                  if bias else False)
+
+
+def layer_norm(dim: int, epsilon: float = 1e-5) -> LayerNorm:
+    """:class:`~miziha.workarounds.LayerNorm` with eps 1e-5 (PyTorch's default, used by the
+    official codes)."""
+    return LayerNorm(dim, epsilon=epsilon)
+
+
+class Mlp(nn.Layer):
+    """Linear -> GELU (exact) -> dropout -> Linear -> dropout, on ``[..., C]``."""
+
+    def __init__(self, dim: int, hidden_dim: int, dropout: float = 0.0,
+                 out_dim: Optional[int] = None) -> None:
+        super().__init__()
+        self.fc1 = linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = linear(hidden_dim, out_dim or dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: paddle.Tensor, input_affine: Optional[Affine] = None) -> paddle.Tensor:
+        """Args: x ``[..., C]``; input_affine: a LayerNorm's ``(weight, bias)`` not yet
+        applied to ``x`` (folded into ``fc1``). Returns: ``[..., out_dim]``."""
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x, input_affine)))))
+
+
+class DropPath(nn.Layer):
+    """Stochastic depth: in training, zero a whole sample's residual branch with
+    probability ``p`` and scale the kept ones by ``1 / (1 - p)``."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        shape = [x.shape[0]] + [1] * (x.ndim - 1)
+        return x * (paddle.rand(shape, dtype=x.dtype) < keep).astype(x.dtype) / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def droppath_schedule(rate: float, blocks: int) -> List[float]:
+    """Stochastic depth rates rising linearly from 0 to ``rate`` over ``blocks`` blocks, as in
+    the official Swin; ``rate`` is validated as the ``droppath`` argument."""
+    return paddle.linspace(0.0, checks.rate("droppath", rate), blocks).tolist()

@@ -1,0 +1,136 @@
+"""Every place where miziha works around a problem of Paddle (3.3.1, CPU wheel), in one
+module. Each entry names the problem as measured; ``tests/test_workarounds.py`` has, for
+each, a check marked ``xfail`` (not strict) that shows the problem in the installed Paddle:
+when an upgrade fixes one, that check reports XPASS, and the entry here can go.
+
+1. :class:`LayerNorm`. Paddle 3.3's CPU ``layer_norm`` backward leaves the weight out of
+   the input gradient whenever the weight's own gradient is not computed (a frozen weight,
+   or ``paddle.grad(out, x)``): ``dx`` is then that of weight 1. To drop it once fixed:
+   delete :class:`LayerNorm` and the ``input_affine`` fold of :class:`Linear`, and let
+   :func:`layer_norm` return ``nn.LayerNorm`` (its callers' ``affine=False`` /
+   ``input_affine`` arguments go with them).
+2. :class:`Linear`, bias row. Paddle's CPU bias gradient is a column sum, 15-60x slower
+   than a GEMV at power-of-two widths of 256 and more (16 ms against 0.6 ms for
+   ``[6272, 512]``), and ``addmm``'s backward crashes the process (SIGSEGV) when the bias
+   needs no gradient (a frozen bias, or ``paddle.grad`` for the input only). To drop it:
+   make :meth:`Linear.forward` call ``F.linear`` only.
+3. :func:`pad_bottom_right` concatenates zeros and crops instead of calling ``F.pad``,
+   whose NHWC kernel corrupts memory in Paddle 3.3's oneDNN inference (wrong values in
+   ``paddle.inference`` output).
+4. Index tables add axes with ``reshape``, never ``unsqueeze``: Paddle 3.3's oneDNN
+   inference passes fuse an ``unsqueeze`` into the elementwise op before it and drop it for
+   int64 tensors (:mod:`miziha.windows` and the other geometry modules follow this).
+5. Devices are compared as strings (:func:`miziha.cpu.place_key`), not with
+   ``place.is_cpu_place()``, which breaks SOT's to_static in some forwards (Paddle 3.3,
+   ``UnboundLocalError`` in its generated code).
+
+The Linear and LayerNorm here keep the parameters and names of ``nn.Linear`` and
+``nn.LayerNorm``, so state dicts are Paddle's usual ones.
+"""
+
+from typing import Optional, Tuple, Union
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from .cpu import eager_on_cpu
+
+__all__ = ["Linear", "LayerNorm", "pad_bottom_right"]
+
+Affine = Tuple[Optional[paddle.Tensor], Optional[paddle.Tensor]]
+Size = Union[int, paddle.Tensor]
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` with the bias as a weight row on eager CPU (workaround 2), and an
+    optional preceding LayerNorm's affine terms folded into its weights (workaround 1).
+
+    ``forward(x, input_affine=(scale, shift))`` computes ``(x * scale + shift) @ W + b``, as
+    ``x @ (scale[:, None] * W) + (shift @ W + b)`` when ``x`` has more elements than ``W``:
+    the per-token work is then one GEMM, and the affine gradients come from ops the size of
+    ``W``.
+
+    On CPU in eager mode, with gradients on, the bias is one more row of the weight, against
+    a column of ones: ``[x, 1] @ [[W], [b]]``, so its gradient comes out of the weight's
+    GEMM. Without gradients it is one ``addmm``. Elsewhere (GPU, static graphs, which
+    inference passes fuse into ``fc``) it is ``F.linear``.
+    """
+
+    def forward(self, x: paddle.Tensor, input_affine: Optional[Affine] = None) -> paddle.Tensor:
+        """Args: x ``[..., in]``; input_affine: ``(scale [in], shift [in])`` or None.
+
+        Returns: ``[..., out]``.
+        """
+        weight, bias = self.weight, self.bias
+        if input_affine is not None:
+            scale, shift = input_affine  # either may be None (a LayerNorm without it)
+            if paddle.in_dynamic_mode() and x.size < weight.size:  # few tokens: on x
+                if scale is not None:
+                    x = x * scale.astype(x.dtype)
+                if shift is not None:
+                    x = x + shift.astype(x.dtype)
+            else:
+                if shift is not None:
+                    shift_out = paddle.matmul(shift.astype(weight.dtype), weight)
+                    bias = shift_out if bias is None else bias + shift_out
+                if scale is not None:
+                    weight = scale.astype(weight.dtype).reshape([-1, 1]) * weight
+        if bias is None or not eager_on_cpu(x) or x.dtype != weight.dtype:
+            return F.linear(x, weight, bias)
+        shape = x.shape
+        x2d = x.reshape([-1, shape[-1]])
+        if paddle.is_grad_enabled():
+            out = paddle.matmul(
+                paddle.concat([x2d, paddle.ones_like(x2d[:, :1])], axis=1),
+                paddle.concat([weight, bias.reshape([1, -1])], axis=0))
+        else:
+            out = paddle.addmm(bias, x2d, weight)
+        return out.reshape(shape[:-1] + [out.shape[-1]])
+
+
+class LayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` whose input gradient is right when its weight gets no gradient
+    (workaround 1).
+
+    On CPU in eager mode with gradients on, it normalises with Paddle's kernel without
+    affine terms and applies them as elementwise ops; elsewhere it is ``nn.LayerNorm``.
+
+    ``forward(x, affine=False)`` returns the normalised ``x`` only, for a following
+    :class:`Linear` that takes :attr:`affine_terms` as its ``input_affine``: the same maths
+    with no per-token affine work.
+    """
+
+    def forward(self, x: paddle.Tensor, affine: bool = True) -> paddle.Tensor:
+        """Args: x ``[..., C]``; affine: apply weight and bias. Returns: ``[..., C]``."""
+        if affine and (self.weight is None or self.bias is None
+                       or not paddle.is_grad_enabled() or not eager_on_cpu(x)):
+            return super().forward(x)
+        normalized = F.layer_norm(x, self._normalized_shape, None, None, self._epsilon)
+        if not affine:
+            return normalized
+        shape = list(self._normalized_shape)  # the parameters are stored flat
+        return normalized * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+    @property
+    def affine_terms(self) -> Affine:
+        """``(weight, bias)``, for :meth:`Linear.forward`'s ``input_affine`` (either may be
+        None for a LayerNorm built without it)."""
+        return self.weight, self.bias
+
+
+def pad_bottom_right(x: paddle.Tensor, multiple: int, height: Size, width: Size,
+                     height_axis: int) -> paddle.Tensor:
+    """Zero-pad the spatial axes ``height_axis`` and ``height_axis + 1`` at the bottom and
+    right up to multiples of ``multiple``; ``height``/``width`` are ints or 0-D tensors
+    (workaround 3: concatenates zeros then crops, which also works for sizes known only in
+    a static graph)."""
+    if isinstance(height, int) and isinstance(width, int) \
+            and height % multiple == 0 and width % multiple == 0:
+        return x
+    for axis in (height_axis, height_axis + 1):
+        zeros = paddle.zeros_like(paddle.slice(x, [axis], [0], [1]))
+        x = paddle.concat([x] + [zeros] * (multiple - 1), axis=axis)
+    ends = [(height + multiple - 1) // multiple * multiple,
+            (width + multiple - 1) // multiple * multiple]
+    return paddle.slice(x, [height_axis, height_axis + 1], [0, 0], ends)
