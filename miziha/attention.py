@@ -1,4 +1,5 @@
-"""Multi-head self-attention inside windows, with relative position bias (Swin V1)."""
+"""Multi-head self-attention inside windows with relative position bias (Swin V1), and
+attention inside general token groups (stripes, interlaced rows or columns)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .layers import TRUNC_NORMAL, linear
-from .shapes import shape_of
+from .groups import TokenGroups
+from .shapes import Size, shape_of
 from .windows import WindowGeometry
 
-__all__ = ["WindowAttention"]
+__all__ = ["WindowAttention", "split_heads", "merge_heads", "group_attention"]
 
 
 class WindowAttention(nn.Layer):
@@ -104,3 +106,41 @@ class WindowAttention(nn.Layer):
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, window_size={self.window_size}, "
                 f"num_heads={self.num_heads}, scale={self.scale:.4g}")
+
+
+def split_heads(x: paddle.Tensor, group_tokens: Size, heads: int) -> paddle.Tensor:
+    """``[B, nG * N, c]`` (the tokens of each group consecutive) -> ``[B*nG, heads, N, c/heads]``."""
+    channels = x.shape[-1]
+    return x.reshape([-1, group_tokens, heads, channels // heads]).transpose([0, 2, 1, 3])
+
+
+def merge_heads(x: paddle.Tensor, groups: TokenGroups) -> paddle.Tensor:
+    """``[B*nG, heads, N, d]`` -> ``[B, nG * N, heads * d]``."""
+    heads, dim = x.shape[1], x.shape[3]
+    return x.transpose([0, 2, 1, 3]).reshape(
+        [-1, groups.num_groups * groups.group_tokens, heads * dim])
+
+
+def group_attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor,
+                    groups: TokenGroups, scale: float,
+                    dropout: Optional[nn.Layer] = None) -> paddle.Tensor:
+    """Softmax attention within each token group, padded keys masked out.
+
+    Args:
+        q, k, v: ``[B*nG, heads, N, d]`` (:func:`split_heads`).
+        groups: the :class:`~miziha.groups.TokenGroups` they were gathered with.
+        scale: score scale.
+        dropout: applied to the attention weights, or None.
+
+    Returns: ``[B*nG, heads, N, d]``.
+    """
+    n, heads = groups.group_tokens, q.shape[1]
+    attn = paddle.matmul(q * scale, k, transpose_y=True)  # [B*nG, heads, N, N]
+    if groups.key_mask is not None:
+        mask = groups.key_mask.astype(attn.dtype).reshape([1, -1, 1, 1, n])
+        attn = (attn.reshape([-1, groups.num_groups, heads, n, n]) + mask).reshape(
+            [-1, heads, n, n])
+    attn = F.softmax(attn, axis=-1)
+    if dropout is not None:
+        attn = dropout(attn)
+    return paddle.matmul(attn, v)

@@ -11,7 +11,8 @@ import paddle.nn as nn
 from . import checks
 from .workarounds import Affine, LayerNorm, Linear
 
-__all__ = ["TRUNC_NORMAL", "linear", "layer_norm", "Mlp", "DropPath", "droppath_schedule"]
+__all__ = ["TRUNC_NORMAL", "linear", "layer_norm", "Mlp", "DropPath", "droppath_schedule",
+           "ConvMerge"]
 
 #: The official code's ``trunc_normal_(std=.02)``: its cutoffs are absolute (-2, 2), as are
 #: Paddle's ``a``/``b``, so at std 0.02 this is in effect a plain normal. Kept as is so that
@@ -73,3 +74,25 @@ def droppath_schedule(rate: float, blocks: int) -> List[float]:
     """Stochastic depth rates rising linearly from 0 to ``rate`` over ``blocks`` blocks, as in
     the official Swin; ``rate`` is validated as the ``droppath`` argument."""
     return paddle.linspace(0.0, checks.rate("droppath", rate), blocks).tolist()
+
+
+class ConvMerge(nn.Layer):
+    """Stride-2 3x3 convolution (padding 1) to ``out_dim``, then optionally LayerNorm: the
+    downsampling between stages of CSWin (``Merge_Block``), Pale and CycleMLP
+    (``Downsample``, no norm). ``[B, H, W, C] -> [B, ceil(H/2), ceil(W/2), out_dim]``.
+
+    Parameter names: ``conv.weight`` ``[out, in, 3, 3]``, ``conv.bias``, ``norm.weight``,
+    ``norm.bias`` (CSWin's; CycleMLP's ``proj`` is this ``conv``).
+    """
+
+    def __init__(self, dim: int, out_dim: int, norm: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2D(dim, out_dim, 3, stride=2, padding=1, data_format="NHWC")
+        self.norm = layer_norm(out_dim) if norm else None
+
+    def forward(self, x: paddle.Tensor, height=None, width=None) -> paddle.Tensor:
+        """Args: x ``[B, H, W, C]`` (``height``/``width`` unused: the conv pads itself).
+
+        Returns: ``[B, ceil(H/2), ceil(W/2), out_dim]``."""
+        x = self.conv(x)
+        return x if self.norm is None else self.norm(x)
