@@ -1,16 +1,22 @@
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+#: The version is written once, in miziha/__init__.py.
+VERSION = re.search(r'^__version__ = "([^"]+)"',
+                    (HERE / "miziha" / "__init__.py").read_text(encoding="utf-8"), re.M).group(1)
 
 # What the comparison examples need: VisualDL logs, plots, the offline digits, image files.
 EXAMPLES = ["visualdl>=2.5", "matplotlib>=3.5", "scikit-learn>=1.0", "Pillow"]
 
 setup(
     name="miziha",
-    version="0.1.0",
+    version=VERSION,
     description="Swin Transformer window attention as a drop-in nn.Conv2D replacement "
                 "for PaddlePaddle",
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["miziha", "miziha.*"]),
     python_requires=">=3.9",

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import paddle
@@ -39,16 +39,22 @@ from common import interleaved, markdown_table, median, metadata, write_json  # 
 from miziha.experiments.runtime import current_runtime  # noqa: E402
 from miziha.experiments.trainer import train_step  # noqa: E402
 from miziha.export import Predictor, save_for_inference  # noqa: E402
-from miziha.models import resnet50_baseline, swin_resnet50  # noqa: E402
+from miziha.models import create_model  # noqa: E402
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "networks.json"
 NUM_CLASSES = 10
-#: name -> builder; the memory part also runs SwinResNet50 with recompute.
-NETWORKS: Dict[str, Callable[[], paddle.nn.Layer]] = {
-    "swin_resnet50": lambda: swin_resnet50(NUM_CLASSES),
-    "resnet50": lambda: resnet50_baseline(NUM_CLASSES),
-    "swin_resnet50_recompute": lambda: swin_resnet50(NUM_CLASSES, use_recompute=True),
+#: case -> (registry name, options); the memory part also runs SwinResNet50 with recompute.
+NETWORKS: Dict[str, Tuple[str, dict]] = {
+    "swin_resnet50": ("swin_resnet50", {}),
+    "resnet50": ("resnet50", {}),
+    "swin_resnet50_recompute": ("swin_resnet50", {"use_recompute": True}),
 }
+
+
+def build(case: str) -> paddle.nn.Layer:
+    """The network of a :data:`NETWORKS` case, from the model registry."""
+    name, options = NETWORKS[case]
+    return create_model(name, num_classes=NUM_CLASSES, **options)
 
 
 def fixed_batch_step(model: paddle.nn.Layer, batch: int, size: int,
@@ -66,7 +72,7 @@ def fixed_batch_step(model: paddle.nn.Layer, batch: int, size: int,
 
 def bench_training(size: int, batch: int, repeats: int, warmup: int) -> dict:
     paddle.seed(0)
-    steps = {name: fixed_batch_step(NETWORKS[name](), batch, size)
+    steps = {name: fixed_batch_step(build(name), batch, size)
              for name in ("swin_resnet50", "resnet50")}
     times = interleaved(steps, repeats=repeats, warmup=warmup)
     med = {name: median(values) for name, values in times.items()}
@@ -86,7 +92,7 @@ def _status_mb(field: str) -> float:
 def child_memory(name: str, size: int, batch: int) -> dict:
     """Run in a fresh process: resident memory before the first step and the peak over two."""
     paddle.seed(0)
-    step = fixed_batch_step(NETWORKS[name](), batch, size)
+    step = fixed_batch_step(build(name), batch, size)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak resident size (VmHWM) to the current one
     before = _status_mb("VmRSS")
@@ -113,7 +119,7 @@ def bench_inference(size: int, batch: int, repeats: int, folder: Path) -> dict:
     cases = {}
     for name in ("swin_resnet50", "resnet50"):
         paddle.seed(0)
-        predictor = Predictor(save_for_inference(NETWORKS[name](), folder / name, 3))
+        predictor = Predictor(save_for_inference(build(name), folder / name, 3))
         cases[name] = lambda predictor=predictor: predictor(x)
     times = interleaved(cases, repeats=repeats, warmup=1)
     med = {name: median(values) for name, values in times.items()}

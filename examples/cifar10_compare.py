@@ -23,7 +23,8 @@ warnings.filterwarnings("ignore", category=UserWarning, module="paddle")
 
 from miziha.experiments import CompareOptions, run_comparison
 from miziha.experiments.cli import add_training_options, train_config
-from miziha.experiments.compare import ARCHITECTURES, REFERENCE_MODELS
+from miziha.experiments.compare import REFERENCE_MODELS
+from miziha.models import list_models
 from miziha.experiments.data import DataUnavailable
 
 #: ``--quick``: the few-minute CPU run of ``make demo``. Any option given explicitly wins.
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--models", nargs="+", default=list(REFERENCE_MODELS), metavar="ARCH@SIZE",
-        help=f"models to train, each an architecture ({', '.join(sorted(ARCHITECTURES))}) and "
+        help=f"models to train, each an architecture "
+             f"({', '.join(list_models(task='classification'))}) and "
              f"the square input side its images are resized to (default: %(default)s)")
     add("--dataset", choices=["cifar10", "digits"], default="cifar10",
         help="cifar10 (downloads, or --data-file), or scikit-learn's handwritten digits "

@@ -10,16 +10,18 @@ import argparse
 import paddle
 
 import miziha
-from miziha.models import SwinResNet, SwinUNet, UNet, resnet50_baseline, swin_tiny
+from miziha.models import create_model
 
+#: Table rows: label -> (registry name, options).
 MODELS = {
-    "ResNet50 (baseline head)": lambda: resnet50_baseline(num_classes=10),
-    "SwinResNet50": lambda: SwinResNet(num_classes=10),
-    "SwinResNet50, conv last stage": lambda: SwinResNet(num_classes=10, conv_last_stage=True),
+    "ResNet50 (baseline head)": ("resnet50", dict(num_classes=10)),
+    "SwinResNet50": ("swin_resnet50", dict(num_classes=10)),
+    "SwinResNet50, conv last stage": ("swin_resnet50_reference", dict(num_classes=10)),
 }
-SEGMENTATION_MODELS = {"UNet": lambda: UNet(3, 2), "SwinUNet": lambda: SwinUNet(3, 2)}
-IMAGENET_MODELS = {"ResNet50 (1000 classes)": paddle.vision.models.resnet50,
-                   "Swin-T (1000 classes)": swin_tiny}
+SEGMENTATION_MODELS = {"UNet": ("unet", dict(num_classes=2)),
+                       "SwinUNet": ("swin_unet", dict(num_classes=2))}
+IMAGENET_MODELS = {"ResNet50 (reference head, 1000 classes)": ("resnet50", dict(num_classes=1000)),
+                   "Swin-T (1000 classes)": ("swin_tiny", dict(num_classes=1000))}
 
 
 def _table(models, sizes, base_label: str) -> str:
@@ -27,8 +29,8 @@ def _table(models, sizes, base_label: str) -> str:
     lines = [f"| model | input | params (M) | GMACs | x {base_label} |", "|---|---|---|---|---|"]
     for size in sizes:
         base = None
-        for name, build in models.items():
-            report = miziha.flops(build(), [3, size, size])
+        for name, (model, options) in models.items():
+            report = miziha.flops(create_model(model, **options), [3, size, size])
             base = base or report.total_macs
             lines.append(f"| {name} | {size}x{size} | {report.total_params / 1e6:.2f} | "
                          f"{report.total_macs / 1e9:.3f} | {report.total_macs / base:.2f} |")

@@ -1,9 +1,13 @@
-"""miziha: Swin Transformer window attention as a drop-in ``nn.Conv2D`` replacement."""
+"""miziha: token mixers (Swin window attention and the designs around it) that replace
+``nn.Conv2D`` in any PaddlePaddle network."""
 
 from . import models
 from .convert import SwinifyReport, swinify
 from .flops import FlopsReport, flops
+from .mixer import TokenMixer
+from .models import create_model, list_models
 from .swint import SwinT
 
-__all__ = ["SwinT", "swinify", "SwinifyReport", "flops", "FlopsReport", "models"]
-__version__ = "0.1.0"
+__all__ = ["SwinT", "TokenMixer", "swinify", "SwinifyReport", "flops", "FlopsReport",
+           "models", "create_model", "list_models"]
+__version__ = "0.2.0"

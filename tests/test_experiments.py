@@ -24,7 +24,7 @@ from miziha.experiments.compare import parse_model_spec
 from miziha.experiments.data import DataUnavailable, load_cifar10
 from miziha.experiments.metrics import ClassificationMetrics, SegmentationMetrics
 from miziha.experiments.runtime import Progress
-from miziha.models import resnet50_baseline
+from miziha.models import resnet50
 from miziha.experiments.segmentation import (SegmentationOptions, load_segmentation_folder,
                                              run_segmentation)
 
@@ -85,7 +85,7 @@ def test_cifar_comparison_writes_results_plot_logs_and_checkpoints(tmp_path, cap
     assert record["name"] == "resnet50@32" and record["epochs_done"] == 1
     assert 0 <= record["test_top1"] <= record["test_top5"] <= 1
     assert record["train_ms_per_batch"] > 0 and record["timed_steps"] == 4
-    assert record["params"] == miziha.flops(resnet50_baseline(10), [3, 32, 32]).total_params
+    assert record["params"] == miziha.flops(resnet50(10), [3, 32, 32]).total_params
     assert len(record["history"]) == 1 and record["history"][0]["epoch"] == 1
     markdown = (out / "results.md").read_text()
     assert "| resnet50@32 | 32x32 | 1 |" in markdown

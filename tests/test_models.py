@@ -4,7 +4,7 @@ import paddle
 import pytest
 
 from miziha import SwinT
-from miziha.models import SwinResNet, resnet50_baseline, swin_resnet50
+from miziha.models import SwinResNet, resnet50, swin_resnet50
 from miziha.models.common import ConvBN
 
 
@@ -47,14 +47,14 @@ def test_reference_layout_uses_convs_in_the_last_stage():
     assert model(paddle.randn([2, 3, 224, 224])).shape == [2, 10]
 
 
-def test_resnet50_baseline_has_the_same_head():
-    model = resnet50_baseline(num_classes=7)
+def test_resnet50_has_the_same_head():
+    model = resnet50(num_classes=7)
     assert [type(l).__name__ for l in model.fc][-1] == "Linear"
     assert model(paddle.randn([2, 3, 32, 32])).shape == [2, 7]
 
 
 @pytest.mark.parametrize("factory", [lambda: SwinResNet(num_classes=0),
-                                     lambda: resnet50_baseline(num_classes=0)])
+                                     lambda: resnet50(num_classes=0)])
 def test_num_classes_must_be_positive(factory):
     with pytest.raises(ValueError, match="num_classes must be a positive int, got 0"):
         factory()

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
-import paddle.nn as nn
-
-from ..models import SwinResNet, resnet50_baseline
+from ..models import create_model, list_models
 from .data import ArrayDataset, limit, load_cifar10, load_digits
 from .metrics import ClassificationMetrics
 from .report import run_metadata, write_results
 from .runtime import current_runtime
 from .trainer import TrainConfig, measure_train_speed, train_model
 
-__all__ = ["ARCHITECTURES", "ModelSpec", "parse_model_spec", "CompareOptions",
+__all__ = ["ModelSpec", "parse_model_spec", "CompareOptions",
            "load_dataset", "run_comparison", "REFERENCE_MODELS"]
-
-#: Architectures by name; each takes the number of classes.
-ARCHITECTURES: Dict[str, Callable[[int], nn.Layer]] = {
-    "swin_resnet50": lambda classes: SwinResNet(num_classes=classes),
-    "swin_resnet50_reference": lambda classes: SwinResNet(num_classes=classes,
-                                                          conv_last_stage=True),
-    "resnet50": resnet50_baseline,
-}
 
 #: The reference experiment's three models, plus SwinResNet at 32x32.
 REFERENCE_MODELS = ("swin_resnet50@224", "resnet50@224", "resnet50@32", "swin_resnet50@32")
@@ -45,11 +35,13 @@ class ModelSpec:
 
 
 def parse_model_spec(text: str) -> ModelSpec:
-    """``"swin_resnet50@224"`` -> ``ModelSpec("swin_resnet50", 224)``."""
+    """``"swin_resnet50@224"`` -> ``ModelSpec("swin_resnet50", 224)``; the architecture is
+    a classification model of the registry (:func:`miziha.models.list_models`)."""
     architecture, _, size = text.partition("@")
-    if architecture not in ARCHITECTURES or not size.isdigit() or int(size) < 1:
+    names = list_models(task="classification")
+    if architecture not in names or not size.isdigit() or int(size) < 1:
         raise ValueError(f"a model is ARCHITECTURE@SIZE with ARCHITECTURE one of "
-                         f"{sorted(ARCHITECTURES)} and SIZE a positive int, got {text!r}")
+                         f"{names} and SIZE a positive int, got {text!r}")
     return ModelSpec(architecture, int(size))
 
 
@@ -106,7 +98,8 @@ def run_comparison(options: CompareOptions,
     records = []
     for spec in options.specs:
         records.append(train_model(
-            spec.name, lambda: ARCHITECTURES[spec.architecture](train.num_classes), train, test,
+            spec.name, lambda: create_model(spec.architecture, num_classes=train.num_classes),
+            train, test,
             ClassificationMetrics, options.config, runtime, spec.input_size, options.output,
             options.resume, options.overwrite, say))
         records[-1]["architecture"] = spec.architecture
@@ -114,7 +107,8 @@ def run_comparison(options: CompareOptions,
     if runtime.is_main:  # speed-only runs are single-process timings; rank 0 writes
         for spec in options.speed_specs:
             speed_records.append(measure_train_speed(
-                spec.name, lambda: ARCHITECTURES[spec.architecture](train.num_classes), train,
+                spec.name,
+                lambda: create_model(spec.architecture, num_classes=train.num_classes), train,
                 spec.input_size, options.speed_batch, options.speed_steps,
                 ClassificationMetrics, options.config, runtime, say))
         metadata = run_metadata(runtime, dataset=options.dataset, train_images=len(train),

@@ -10,7 +10,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
-from ..models import SwinUNet, UNet
+from ..models import create_model
 from .data import ArrayDataset, limit, split
 from .metrics import SegmentationMetrics
 from .report import run_metadata, write_results
@@ -159,9 +159,11 @@ def run_segmentation(options: SegmentationOptions,
     say(f"data: {data.name}, {len(train)} train / {len(test)} test images of "
         f"{options.size}x{options.size}, {data.num_classes} classes")
     builders = {
-        "UNet": lambda: UNet(3, data.num_classes, options.widths),
-        "SwinUNet": lambda: SwinUNet(3, data.num_classes, options.widths,
-                                     window_size=options.window_size)}
+        "UNet": lambda: create_model("unet", num_classes=data.num_classes,
+                                     widths=options.widths),
+        "SwinUNet": lambda: create_model("swin_unet", num_classes=data.num_classes,
+                                         widths=options.widths,
+                                         window_size=options.window_size)}
     records = [train_model(name, build, train, test, SegmentationMetrics, options.config,
                            runtime, None, options.output, options.resume, options.overwrite,
                            say)

@@ -1,9 +1,14 @@
-"""Networks built with SwinT."""
+"""Networks built with miziha's mixers, and the registry that names them
+(:func:`create_model`, :func:`list_models`)."""
 
-from .unet import SwinUNet, UNet
+from .registry import MODELS, create_model, list_models, register_model
+from .resnet import (ResNet50, SwinBottleneck, SwinResNet, resnet50, swin_resnet50,
+                     swin_resnet50_reference)
 from .swin import PatchEmbed, SwinTransformer, official_to_miziha, swin_tiny
-from .resnet import SwinBottleneck, SwinResNet, resnet50_baseline, swin_resnet50
+from .unet import SwinUNet, UNet
 
-__all__ = ["SwinBottleneck", "SwinResNet", "swin_resnet50", "resnet50_baseline",
+__all__ = ["MODELS", "create_model", "list_models", "register_model",
+           "SwinBottleneck", "SwinResNet", "ResNet50", "swin_resnet50", "swin_resnet50_reference",
+           "resnet50",
            "UNet", "SwinUNet", "PatchEmbed", "SwinTransformer", "swin_tiny",
            "official_to_miziha"]

@@ -12,8 +12,10 @@ from .. import checks
 from ..layers import droppath_schedule
 from ..swint import SwinT
 from .common import ConvBN, check_image, classification_head
+from .registry import register_model
 
-__all__ = ["SwinBottleneck", "SwinResNet", "swin_resnet50", "resnet50_baseline"]
+__all__ = ["SwinBottleneck", "SwinResNet", "ResNet50", "swin_resnet50",
+           "swin_resnet50_reference", "resnet50"]
 
 
 class SwinBottleneck(nn.Layer):
@@ -91,26 +93,64 @@ class SwinResNet(nn.Layer):
         self.head = classification_head(channels, num_classes)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
-        """``[B, C, H, W]`` -> pooled features ``[B, 4 * widths[-1]]``."""
+        """``[B, C, H, W]`` -> the last stage's map ``[B, 4 * widths[-1], H/32, W/32]``."""
         check_image(x, self.in_channels, "SwinResNet")
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
-        return paddle.flatten(self.avgpool(x), 1)
+        return x
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        """Features ``[B, C, h, w]`` -> logits ``[B, num_classes]`` (``pre_logits``: the pooled
+        ``[B, C]``)."""
+        x = paddle.flatten(self.avgpool(x), 1)
+        return x if pre_logits else self.head(x)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> logits ``[B, num_classes]``."""
-        return self.head(self.forward_features(x))
+        return self.forward_head(self.forward_features(x))
 
 
+class ResNet50(paddle.vision.models.ResNet):
+    """Paddle's ``resnet50`` (same layers and parameter names) with the reference
+    experiment's head, and timm's ``forward_features`` / ``forward_head``: the experiment's
+    baseline."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        num_classes = checks.positive_int("num_classes", num_classes)
+        super().__init__(paddle.vision.models.resnet.BottleneckBlock, 50,
+                         num_classes=num_classes)
+        self.fc = classification_head(2048, num_classes)
+
+    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        """``[B, 3, H, W]`` -> ``[B, 2048, H/32, W/32]``."""
+        check_image(x, 3, "ResNet50")
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        """Features ``[B, 2048, h, w]`` -> logits (``pre_logits``: pooled ``[B, 2048]``)."""
+        x = paddle.flatten(self.avgpool(x), 1)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+@register_model()
 def swin_resnet50(num_classes: int = 1000, **kwargs) -> SwinResNet:
     """SwinResNet in the ResNet50 layout (stages [3, 4, 6, 3])."""
     return SwinResNet(num_classes=num_classes, **kwargs)
 
 
-def resnet50_baseline(num_classes: int = 1000) -> nn.Layer:
-    """Paddle's ``resnet50`` with the reference experiment's head, the experiment's baseline."""
-    model = paddle.vision.models.resnet50(num_classes=checks.positive_int("num_classes",
-                                                                          num_classes))
-    model.fc = classification_head(2048, num_classes)
-    return model
+@register_model()
+def swin_resnet50_reference(num_classes: int = 1000, **kwargs) -> SwinResNet:
+    """SwinResNet50 as in the reference experiment: stage 4 keeps 3x3 ConvBN bottlenecks."""
+    return SwinResNet(num_classes=num_classes, conv_last_stage=True, **kwargs)
+
+
+@register_model()
+def resnet50(num_classes: int = 1000) -> ResNet50:
+    """The baseline: Paddle's ResNet50 with the reference experiment's head."""
+    return ResNet50(num_classes)
+

@@ -15,6 +15,7 @@ from ..shapes import spatial_size
 from ..workarounds import pad_bottom_right
 from ..swint import SwinT
 from .common import check_image
+from .registry import register_model
 
 __all__ = ["PatchEmbed", "SwinTransformer", "swin_tiny", "official_to_miziha"]
 
@@ -99,18 +100,25 @@ class SwinTransformer(nn.Layer):
         self.head = linear(self.num_features, self.num_classes)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
-        """``[B, C, H, W]`` -> pooled features ``[B, num_features]``."""
+        """``[B, C, H, W]`` -> the normalised last map ``[B, num_features, H/32, W/32]``
+        (``H/4`` for one stage)."""
         check_image(x, self.in_channels, "SwinTransformer")
         x = self.pos_drop(self.patch_embed(x))
         for layer in self.layers:
             x = layer(x)
-        return self.norm(x).mean(axis=[1, 2])
+        return self.norm(x).transpose([0, 3, 1, 2])
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        """Features ``[B, C, h, w]`` -> logits (``pre_logits``: pooled ``[B, C]``)."""
+        x = x.mean(axis=[2, 3])
+        return x if pre_logits else self.head(x)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> logits ``[B, num_classes]``."""
-        return self.head(self.forward_features(x))
+        return self.forward_head(self.forward_features(x))
 
 
+@register_model()
 def swin_tiny(num_classes: int = 1000, **kwargs) -> SwinTransformer:
     """Swin-T: embed 96, depths [2, 2, 6, 2], heads [3, 6, 12, 24], window 7, and the
     stochastic depth of the official Swin-T config (0.2) unless ``droppath`` is given."""

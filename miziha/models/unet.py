@@ -11,8 +11,9 @@ import paddle.nn.functional as F
 from .. import checks
 from ..swint import SwinT
 from .common import ConvBN, check_image
+from .registry import register_model
 
-__all__ = ["UNet", "SwinUNet"]
+__all__ = ["UNet", "SwinUNet", "unet", "swin_unet"]
 
 BLOCK_KINDS = ("conv", "swin")
 
@@ -65,7 +66,8 @@ class UNet(nn.Layer):
              for deep, skip in zip(widths[:0:-1], widths[-2::-1])])
         self.head = nn.Conv2D(widths[0], num_classes, 1)
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        """``[B, C, H, W]`` -> the last decoder map ``[B, widths[0], H, W]``."""
         check_image(x, self.in_channels, type(self).__name__)
         skips = []
         for i, level in enumerate(self.encoder):
@@ -76,7 +78,15 @@ class UNet(nn.Layer):
         for level, skip in zip(self.decoder, reversed(skips[:-1])):
             x = F.interpolate(x, size=skip.shape[2:], mode="bilinear", align_corners=False)
             x = level(paddle.concat([x, skip], axis=1))
+        return x
+
+    def forward_head(self, x: paddle.Tensor) -> paddle.Tensor:
+        """Decoder map ``[B, widths[0], H, W]`` -> logits ``[B, num_classes, H, W]``."""
         return self.head(x)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        """``[B, C, H, W]`` -> logits ``[B, num_classes, H, W]``."""
+        return self.forward_head(self.forward_features(x))
 
 
 class SwinUNet(UNet):
@@ -85,3 +95,15 @@ class SwinUNet(UNet):
     def __init__(self, in_channels: int = 3, num_classes: int = 2,
                  widths: Sequence[int] = (32, 64, 128, 256), window_size: int = 7) -> None:
         super().__init__(in_channels, num_classes, widths, "swin", window_size)
+
+
+@register_model("segmentation")
+def unet(num_classes: int = 2, **kwargs) -> UNet:
+    """:class:`UNet` with ConvBN+ReLU blocks."""
+    return UNet(num_classes=num_classes, **kwargs)
+
+
+@register_model("segmentation")
+def swin_unet(num_classes: int = 2, **kwargs) -> SwinUNet:
+    """:class:`SwinUNet`: every 3x3 conv of the UNet a SwinT."""
+    return SwinUNet(num_classes=num_classes, **kwargs)

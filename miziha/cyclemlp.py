@@ -1,0 +1,219 @@
+"""``CycleMLPT``: CycleMLP (Chen et al., ICLR 2022) blocks used like ``nn.Conv2D``.
+
+Cycle FC is a per-channel spatial shift followed by a 1x1 channel mix (the official code
+runs it as a deformable convolution with fixed integer offsets): channel ``c`` is read
+``d(c) = (c + 1) % 3 - 1`` pixels along W (``sfc_h``, pseudo-kernel 1x3) or along H
+(``sfc_w``, 3x1), zero off the map. Here the normalised map's channels are reordered once
+so that equal offsets are contiguous, each Cycle FC shifts three slices
+(:func:`miziha.shifts.shift_channels`) and multiplies by its weight with the columns in
+that order; the stored weight keeps the official ``[out, in, 1, 1]`` layout.
+
+Official checkpoints also hold the fixed ``attn.sfc_h.offset`` / ``attn.sfc_w.offset``
+buffers (``[1, 2C, 1, 1]``, the (dy, dx) pair of each channel); they are not parameters
+here: drop them when loading (they always equal :func:`miziha.shifts.cycle_offsets`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Union
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from . import checks
+from .geometry import size_cached
+from .layers import TRUNC_NORMAL, ConvMerge, DropPath, Mlp, layer_norm, linear
+from .mixer import IntPair, TokenMixer
+from .shapes import Size
+from .shifts import cycle_offsets, grouping_order, shift_channels
+
+__all__ = ["CycleMLPT", "CycleBlock", "CycleMLP", "CycleFC", "CycleGeometry"]
+
+
+@dataclass
+class CycleGeometry:
+    """What a CycleBlock needs for one map: its size and the channel order that makes
+    equal Cycle FC offsets contiguous (``order [C]`` int64)."""
+
+    height: Size
+    width: Size
+    order: paddle.Tensor
+
+
+def cycle_geometry(height: Size, width: Size, channels: int) -> CycleGeometry:
+    """:class:`CycleGeometry` of a ``height x width`` map with ``channels`` channels."""
+    return CycleGeometry(height, width, paddle.to_tensor(
+        grouping_order(cycle_offsets(channels)), dtype="int64"))
+
+
+cycle_tables = size_cached(cycle_geometry)
+
+
+class CycleFC(nn.Layer):
+    """Cycle FC (pseudo-kernel 1x3 along W, or 3x1 along H): shift channel ``c`` by
+    ``d(c)`` (:func:`~miziha.shifts.cycle_offsets`) along ``axis``, then a 1x1 mix.
+
+    Parameters as the official: ``weight [C_out, C_in, 1, 1]`` (conv layout) and ``bias``.
+    """
+
+    def __init__(self, dim: int, out_dim: int, axis: str) -> None:
+        super().__init__()
+        if axis not in ("H", "W"):
+            raise ValueError(f"axis must be 'H' or 'W', got {axis!r}")
+        self.axis = axis
+        offsets = cycle_offsets(dim)
+        #: The offsets of the channels in :func:`~miziha.shifts.grouping_order`.
+        self.grouped_offsets = [offsets[c] for c in grouping_order(offsets)]
+        self.weight = self.create_parameter(
+            [out_dim, dim, 1, 1], attr=paddle.ParamAttr(initializer=TRUNC_NORMAL))
+        self.bias = self.create_parameter(
+            [out_dim], attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)),
+            is_bias=True)
+
+    def forward(self, x: paddle.Tensor, order: paddle.Tensor) -> paddle.Tensor:
+        """Args: x ``[B, H, W, C_in]`` with channels in ``order`` (``x[..., j]`` is channel
+        ``order[j]``; :func:`~miziha.shifts.grouping_order` of the offsets).
+
+        Returns: ``[B, H, W, C_out]``.
+        """
+        shifted = shift_channels(x, self.grouped_offsets, axis=1 if self.axis == "H" else 2)
+        weight = paddle.index_select(self.weight.reshape(self.weight.shape[:2]), order, axis=1)
+        return paddle.matmul(shifted, weight, transpose_y=True) + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[1]}, {self.weight.shape[0]}, axis={self.axis}"
+
+
+class CycleMLP(nn.Layer):
+    """The CycleMLP token mixer (the official block's ``attn``) on ``[B, H, W, C]``.
+
+    Three branches, ``h = sfc_h(x)`` (along W), ``w = sfc_w(x)`` (along H), ``c = mlp_c(x)``;
+    their sum averaged over the map goes through ``reweight`` (C -> C/4 -> GELU -> 3C), read
+    as ``[C, 3]`` (index ``3 * channel + branch``) and softmaxed over the branches; the
+    weighted sum goes through ``proj``.
+    """
+
+    def __init__(self, dim: int, qkv_bias: bool = False, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dim = dim
+        self.mlp_c = linear(dim, dim, bias=qkv_bias)
+        self.sfc_h = CycleFC(dim, dim, axis="W")
+        self.sfc_w = CycleFC(dim, dim, axis="H")
+        self.reweight = Mlp(dim, dim // 4, out_dim=3 * dim)
+        self.proj = linear(dim, dim)
+        self.proj_drop = nn.Dropout(dropout)
+
+    def forward(self, x: paddle.Tensor, order: paddle.Tensor) -> paddle.Tensor:
+        """Args: x ``[B, H, W, C]`` (normalised); order: see :class:`CycleFC`.
+
+        Returns: ``[B, H, W, C]``.
+        """
+        grouped = paddle.index_select(x, order, axis=-1)  # one reorder for both Cycle FCs
+        h = self.sfc_h(grouped, order)
+        w = self.sfc_w(grouped, order)
+        c = self.mlp_c(x)
+        pooled = h.mean([1, 2]) + w.mean([1, 2]) + c.mean([1, 2])  # [B, C]
+        weights = F.softmax(self.reweight(pooled).reshape([-1, 1, 1, self.dim, 3]), axis=-1)
+        a_h, a_w, a_c = paddle.unbind(weights, axis=-1)  # [B, 1, 1, C] each
+        return self.proj_drop(self.proj(h * a_h + w * a_w + c * a_c))
+
+
+class CycleBlock(nn.Layer):
+    """Pre-norm CycleMLP block on tokens ``[B, H*W, C]``: ``x + attn(LN(x))``, then
+    ``x + mlp(LN(x))`` (official ``skip_lam`` 1), each with stochastic depth.
+
+    Args:
+        dim: channels ``C``.
+        mlp_hidden: MLP hidden width.
+        qkv_bias: bias of ``mlp_c`` (none in the official models).
+        dropout: dropout after ``attn.proj`` and in the MLP.
+        droppath: stochastic depth rate of both residual branches.
+    """
+
+    def __init__(self, dim: int, mlp_hidden: int, qkv_bias: bool = False,
+                 dropout: float = 0.0, droppath: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = layer_norm(dim)
+        self.attn = CycleMLP(dim, qkv_bias, dropout)
+        self.drop_path = DropPath(droppath)
+        self.norm2 = layer_norm(dim)
+        self.mlp = Mlp(dim, mlp_hidden, dropout)
+
+    def forward(self, x: paddle.Tensor, geometry: CycleGeometry) -> paddle.Tensor:
+        """Args: x ``[B, H*W, C]``; geometry: the map's size and channel order.
+
+        Returns: ``[B, H*W, C]``.
+        """
+        dim = x.shape[-1]
+        mixed = self.attn(self.norm1(x).reshape([0, geometry.height, geometry.width, dim]),
+                          geometry.order)
+        x = x + self.drop_path(mixed.reshape([0, -1, dim]))
+        return x + self.drop_path(self.mlp(self.norm2(x, affine=False), self.norm2.affine_terms))
+
+
+class CycleMLPT(TokenMixer):
+    """CycleMLP with a Conv2D interface: ``[B, C_in, H, W] -> [B, C_out, H', W']``.
+
+    ``depth`` CycleMLP blocks at ``in_channels`` (Cycle FC along W and H plus a channel FC,
+    mixed by split attention), then either CycleMLP's downsampling, a 3x3 stride-2
+    convolution (``downsample=True``: ``H' = ceil(H/2)``, ``W' = ceil(W/2)``,
+    :class:`~miziha.layers.ConvMerge` without norm, official ``proj`` = ``conv`` here), or a
+    linear projection to ``out_channels`` when it differs from ``in_channels``. Any
+    ``H, W >= 1``: Cycle FC reads zeros off the map.
+
+    Args:
+        in_channels: input channels ``C_in``.
+        out_channels: output channels ``C_out``.
+        input_resolution: expected ``(H, W)``, or None. Only a hint (shown in the repr).
+        mlp_ratio: MLP hidden width over ``in_channels``.
+        qkv_bias: learn a bias for the channel FC ``mlp_c`` (the official models do not).
+        dropout: dropout after the token mixer's projection and in the MLP.
+        droppath: stochastic depth rate, a float or one per block.
+        downsample: end with the 3x3 stride-2 convolution to ``out_channels``.
+        depth: number of blocks.
+        data_format, use_recompute: see :class:`~miziha.mixer.TokenMixer`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 input_resolution: Optional[IntPair] = None, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = False, dropout: float = 0.0,
+                 droppath: Union[float, Sequence[float]] = 0.0, downsample: bool = False,
+                 *, depth: int = 2, data_format: str = "NCHW",
+                 use_recompute: bool = False) -> None:
+        super().__init__(in_channels, out_channels, input_resolution, downsample, depth=depth,
+                         droppath=droppath, data_format=data_format,
+                         use_recompute=use_recompute)
+        if self.in_channels < 4:
+            raise ValueError(f"in_channels must be at least 4 (the split-attention hidden "
+                             f"width is in_channels // 4), got {self.in_channels}")
+        self.mlp_hidden = checks.mlp_width(self.in_channels, mlp_ratio)
+        block_options = dict(qkv_bias=checks.flag("qkv_bias", qkv_bias),
+                             dropout=checks.rate("dropout", dropout))
+        self.blocks = nn.LayerList([
+            CycleBlock(self.in_channels, self.mlp_hidden, droppath=rate, **block_options)
+            for rate in self.droppaths])
+        self.downsample = ConvMerge(self.in_channels, self.out_channels, norm=False) \
+            if self.downsample_enabled else None
+        self.proj = linear(self.in_channels, self.out_channels) \
+            if not self.downsample_enabled and self.out_channels != self.in_channels else None
+
+    def layout(self, height: Size, width: Size,
+               like: Optional[paddle.Tensor] = None) -> List[CycleGeometry]:
+        """The same geometry for every block: the map size and the Cycle FC channel order."""
+        return [cycle_tables(height, width, self.in_channels, like=like)] * self.depth
+
+    def sample_bytes(self, layout: List[CycleGeometry], element_size: int) -> int:
+        """The MLP hidden layer, or the three branches of the token mixer."""
+        geometry = layout[0]
+        return geometry.height * geometry.width * max(self.mlp_hidden, 3 * self.in_channels) \
+            * element_size
+
+    def mixing_macs(self, batch: int, height: int, width: int) -> int:
+        """``sfc_h`` and ``sfc_w`` (1x1 mixes applied as matmuls, unseen by the layer
+        hooks): ``2 * B * H * W * C^2`` a block."""
+        return self.depth * 2 * batch * height * width * self.in_channels ** 2
+
+    def _repr_options(self) -> List[str]:
+        return [f"mlp_ratio={self.mlp_hidden / self.in_channels:g}"]
