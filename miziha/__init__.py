@@ -2,12 +2,13 @@
 ``nn.Conv2D`` in any PaddlePaddle network."""
 
 from . import models
-from .convert import SwinifyReport, swinify
+from .convert import ReplaceReport, replace_conv, swinify
 from .flops import FlopsReport, flops
 from .mixer import TokenMixer
+from .mixers import MIXERS
 from .models import create_model, list_models
 from .swint import SwinT
 
-__all__ = ["SwinT", "TokenMixer", "swinify", "SwinifyReport", "flops", "FlopsReport",
-           "models", "create_model", "list_models"]
+__all__ = ["SwinT", "TokenMixer", "MIXERS", "replace_conv", "swinify", "ReplaceReport",
+           "flops", "FlopsReport", "models", "create_model", "list_models"]
 __version__ = "0.2.0"

@@ -74,6 +74,12 @@ class TokenMixer(nn.Layer):
         self.use_recompute = checks.flag("use_recompute", use_recompute)
 
     # What a design provides.
+    @classmethod
+    def default_heads(cls, channels: int, head_dim: int = 32) -> int:
+        """Attention heads of about ``head_dim`` channels each for ``channels`` (used when
+        ``num_heads`` is None); designs with two branches override it to keep it even."""
+        return checks.default_num_heads(channels, head_dim)
+
     def layout(self, height: Size, width: Size, like: Optional[paddle.Tensor] = None
                ) -> List[Any]:
         """Per block, its geometry for a ``height x width`` map (``like``: a tensor on the

@@ -1,5 +1,5 @@
-"""swinify on real paddle.vision networks: what it replaces, what it leaves, and that the
-result still runs and trains."""
+"""replace_conv / swinify on real paddle.vision networks: what they replace, what they leave,
+and that the result still runs and trains."""
 
 import numpy as np
 import paddle
@@ -39,7 +39,8 @@ def test_resnet50_all_16_bottleneck_convs_and_nothing_else():
 
 def test_vgg_runs_after_swinify():
     vgg, report = swinify(paddle.vision.models.vgg11(num_classes=10), window_size=4)
-    assert len(report.replaced) == 8
+    assert len(report.replaced) == 7  # the stem conv on 3 image channels is skipped
+    assert "min_in_channels" in report.skipped["features.0"]
     vgg.eval()
     assert vgg(paddle.randn([1, 3, 32, 32])).shape == [1, 10]
 
@@ -68,7 +69,7 @@ def test_unsuitable_convs_are_reported_not_broken():
         nn.Conv2D(32, 30, 3, padding=1),                # replaced (32 channels, 4 heads)
         nn.Conv2D(30, 30, 3, padding=1),                # 30 channels, 4 heads requested
         nn.Conv2D(30, 30, 1))                           # 1x1: left alone
-    model, report = swinify(model, num_heads=4)
+    model, report = swinify(model, num_heads=4, min_in_channels=1)
     assert report.replaced == ["4"]
     assert set(report.skipped) == {"0", "1", "2", "3", "5"}
     assert "in_channels=3 is not divisible by num_heads=4" in report.skipped["0"]
@@ -93,10 +94,10 @@ def test_filter_chooses_convs_and_options_reach_swint():
 
 
 def test_nhwc_convs_keep_their_data_format():
-    model = nn.Sequential(nn.Conv2D(8, 16, 3, padding=1, stride=2, data_format="NHWC"))
+    model = nn.Sequential(nn.Conv2D(16, 24, 3, padding=1, stride=2, data_format="NHWC"))
     model, _ = swinify(model)
     assert model[0].data_format == "NHWC"
-    assert model(paddle.randn([1, 9, 9, 8])).shape == [1, 5, 5, 16]
+    assert model(paddle.randn([1, 9, 9, 16])).shape == [1, 5, 5, 24]
 
 
 def test_bad_arguments():
@@ -104,7 +105,17 @@ def test_bad_arguments():
         swinify("resnet")
     with pytest.raises(ValueError, match="num_heads must be a positive int"):
         swinify(nn.Sequential(), num_heads=0)
-    with pytest.raises(ValueError, match="swinify sets downsample"):
+    with pytest.raises(ValueError, match="replace_conv sets downsample"):
         swinify(nn.Sequential(), downsample=True)
     with pytest.raises(TypeError, match="filter must be a callable"):
         swinify(nn.Sequential(), filter="layer4")
+    with pytest.raises(ValueError, match=r"mixer must be one of \['swin'"):
+        miziha.replace_conv(nn.Sequential(), mixer="conv")
+
+
+def test_stem_convs_are_skipped_unless_asked():
+    model = nn.Sequential(nn.Conv2D(3, 16, 3, padding=1), nn.Conv2D(16, 16, 3, padding=1))
+    _, report = miziha.replace_conv(nn.Sequential(*model.children()), "swin", window_size=4)
+    assert report.replaced == ["1"] and "in_channels=3 < min_in_channels=16" in report.skipped["0"]
+    _, report = miziha.replace_conv(model, "swin", min_in_channels=3, window_size=4)
+    assert report.replaced == ["0", "1"] and report.mixer == "swin"

@@ -254,7 +254,7 @@ def test_replace_conv_example(capsys):
     assert result["after"].total_macs > result["before"].total_macs
     assert module.main(["vgg11", "--size", "32"]) == 0
     printed = capsys.readouterr().out
-    assert "after swinify" in printed and "-> output [1, 10]" in printed
+    assert "after replace_conv (swin)" in printed and "-> output [1, 10]" in printed
     with pytest.raises(ValueError, match="model must be one of"):
         module.convert("alexnet")
 

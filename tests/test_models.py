@@ -1,8 +1,11 @@
-"""SwinResNet and the ResNet50 baseline: shapes at 224 and 32, the reference layout, errors."""
+"""The networks and their registry: shapes at 224 and 32, the reference layout, timm's forward
+convention, errors."""
 
+import numpy as np
 import paddle
 import pytest
 
+import miziha
 from miziha import SwinT
 from miziha.models import SwinResNet, resnet50, swin_resnet50
 from miziha.models.common import ConvBN
@@ -85,3 +88,49 @@ def test_swin_unet_is_the_unet_with_swint():
         UNet(block="transformer")
     with pytest.raises(ValueError, match=r"expects input \[B, 3, H, W\]"):
         swin(paddle.randn([1, 1, 8, 8]))
+
+
+def test_registry_builds_every_name_and_lists_by_task():
+    names = miziha.list_models()
+    assert {"resnet50", "swin_resnet50", "swin_resnet50_reference", "swin_tiny", "unet",
+            "swin_unet"} <= set(names)
+    assert miziha.list_models("swin_*", task="segmentation") == ["swin_unet"]
+    assert set(miziha.models.MODELS) == set(names)
+    model = miziha.create_model("swin_resnet50_reference", num_classes=3)
+    assert not isinstance(model.stages[3][0].conv2, SwinT)
+    with pytest.raises(ValueError, match="unknown model 'resnet51'; registered models: "):
+        miziha.create_model("resnet51")
+
+
+@pytest.mark.parametrize("name, channels, reduction", [
+    ("resnet50", 2048, 32), ("swin_resnet50", 2048, 32), ("swin_tiny", 768, 32)])
+def test_forward_features_is_the_unpooled_map_and_forward_head_pools(name, channels,
+                                                                     reduction):
+    model = miziha.create_model(name, num_classes=4)
+    model.eval()
+    x = paddle.randn([2, 3, 64, 96])
+    features = model.forward_features(x)
+    assert features.shape == [2, channels, 64 // reduction, 96 // reduction]
+    pooled = model.forward_head(features, pre_logits=True)
+    np.testing.assert_allclose(pooled.numpy(), features.mean(axis=[2, 3]).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.forward_head(features).numpy(), model(x).numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_unet_features_are_the_decoder_map():
+    model = miziha.create_model("unet", num_classes=3, widths=(8, 16))
+    model.eval()
+    x = paddle.randn([1, 3, 20, 28])
+    features = model.forward_features(x)
+    assert features.shape == [1, 8, 20, 28]
+    np.testing.assert_allclose(model.forward_head(features).numpy(), model(x).numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_version_is_written_once():
+    import re
+    from pathlib import Path
+    setup = (Path(__file__).resolve().parents[1] / "setup.py").read_text()
+    assert not re.search(r"version\s*=\s*['\"]\d", setup)  # read from miziha/__init__.py
+    assert re.fullmatch(r"\d+\.\d+\.\d+", miziha.__version__)
