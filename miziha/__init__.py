@@ -3,12 +3,13 @@
 
 from . import models
 from .convert import ReplaceReport, replace_conv, swinify
+from .cswin import CSWinT
 from .flops import FlopsReport, flops
 from .mixer import TokenMixer
 from .mixers import MIXERS
 from .models import create_model, list_models
 from .swint import SwinT
 
-__all__ = ["SwinT", "TokenMixer", "MIXERS", "replace_conv", "swinify", "ReplaceReport",
+__all__ = ["SwinT", "CSWinT", "TokenMixer", "MIXERS", "replace_conv", "swinify", "ReplaceReport",
            "flops", "FlopsReport", "models", "create_model", "list_models"]
 __version__ = "0.2.0"

@@ -91,6 +91,12 @@ def default_num_heads(channels: int, head_dim: int = 32) -> int:
     return heads
 
 
+def two_branch_heads(channels: int, head_dim: int = 32) -> int:
+    """Default heads of a layer that splits channels and heads into two halves: about
+    ``head_dim`` channels a head, the same (whole) number in each half."""
+    return 2 * default_num_heads(max(channels // 2, 1), head_dim)
+
+
 def heads(channels: int, num_heads: Optional[int], head_dim: int = 32) -> int:
     """``num_heads`` checked to divide ``channels``; None: :func:`default_num_heads`."""
     if num_heads is None:

@@ -10,9 +10,9 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 
 from . import checks
-from .attention import group_attention, merge_heads, split_heads
 from .groups import TokenGroups, group_tables
 from .layers import ConvMerge, DropPath, Mlp, layer_norm, linear
 from .mixer import IntPair, TokenMixer
@@ -43,7 +43,7 @@ class LePEAttention(nn.Layer):
         self.dim = dim
         self.num_heads = num_heads
         self.scale = scale
-        self.get_v = nn.Conv2D(dim, dim, 3, padding=1, groups=dim, data_format="NHWC")
+        self.get_v = nn.Conv2D(dim, dim, 3, padding=1, groups=dim)
         self.attn_drop = nn.Dropout(attention_dropout)
 
     def forward(self, qkv: paddle.Tensor, groups: TokenGroups) -> paddle.Tensor:
@@ -53,17 +53,28 @@ class LePEAttention(nn.Layer):
         Returns: ``[B, H*W, c]``.
         """
         rows, cols = groups.extent
-        q, k, v = paddle.split(paddle.index_select(qkv, groups.gather, axis=1), 3,
-                               axis=-1)  # each [B, nG*N, c]
+        n, heads, c = groups.group_tokens, self.num_heads, self.dim
+        # Channels-first within a group, [B*nG, 3c, N] (a batched 2-D transpose, fast on
+        # CPU): heads split without moving channel blocks, and V is an NCHW image of the
+        # group (its tokens are row-major over its extent).
+        qkv = paddle.index_select(qkv, groups.gather, axis=1).reshape(
+            [-1, n, 3 * c]).transpose([0, 2, 1])
+        q, k, v = paddle.split(qkv.reshape([-1, 3, c, n]), 3, axis=1)  # [B*nG, 1, c, N]
         if groups.valid is not None:  # LePE sees zeros where a stripe is padded
-            v = v * groups.valid.astype(v.dtype).reshape([-1, 1])
-        # A group's tokens are row-major over its extent: [B*nG, rows, cols, c] images.
-        lepe = self.get_v(v.reshape([-1, rows, cols, self.dim]))
-        out = group_attention(*(split_heads(t, groups.group_tokens, self.num_heads)
-                                for t in (q, k, v)), groups, self.scale, self.attn_drop)
-        out = merge_heads(out, groups) + lepe.reshape(
-            [-1, groups.num_groups * groups.group_tokens, self.dim])
-        return paddle.index_select(out, groups.scatter, axis=1)
+            v = v.reshape([-1, groups.num_groups, c, n]) * groups.valid.astype(v.dtype) \
+                .reshape([groups.num_groups, 1, n])
+        lepe = self.get_v(v.reshape([-1, c, rows, cols]))  # [B*nG, c, rows, cols]
+        attn = paddle.matmul(q.reshape([-1, heads, c // heads, n]) * self.scale,
+                             k.reshape([-1, heads, c // heads, n]),
+                             transpose_x=True)  # [B*nG, heads, N, N]
+        if groups.key_mask is not None:  # as attention.group_attention, channels-first
+            attn = attn.reshape([-1, groups.num_groups, heads * n, n]) \
+                + groups.key_mask.astype(attn.dtype).reshape([groups.num_groups, 1, n])
+        attn = self.attn_drop(F.softmax(attn.reshape([-1, heads, n, n]), axis=-1))
+        out = paddle.matmul(v.reshape([-1, heads, c // heads, n]), attn, transpose_y=True)
+        out = (out.reshape([-1, c, n]) + lepe.reshape([-1, c, n])).transpose([0, 2, 1])
+        return paddle.index_select(out.reshape([-1, groups.num_groups * n, c]),
+                                   groups.scatter, axis=1)  # [B, H*W, c]
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, num_heads={self.num_heads}, scale={self.scale:.4g}"
@@ -206,6 +217,11 @@ class CSWinT(TokenMixer):
         self.proj = linear(self.in_channels, self.out_channels) \
             if not self.downsample_enabled and self.out_channels != self.in_channels else None
 
+    @classmethod
+    def default_heads(cls, channels: int, head_dim: int = 32) -> int:
+        """Even: half the heads on each stripe direction."""
+        return checks.two_branch_heads(channels, head_dim)
+
     def _heads(self, num_heads: Optional[int]) -> int:
         """Checked heads; two branches split channels and heads in halves."""
         if self.last_stage:
@@ -214,7 +230,7 @@ class CSWinT(TokenMixer):
             raise ValueError(f"in_channels must be even (two branches of half the channels "
                              f"each; or last_stage=True), got {self.in_channels}")
         if num_heads is None:
-            return 2 * checks.default_num_heads(self.in_channels // 2)
+            return self.default_heads(self.in_channels)
         heads = checks.heads(self.in_channels, num_heads)
         if heads % 2:
             raise ValueError(f"num_heads must be even (half the heads on each stripe "

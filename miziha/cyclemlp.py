@@ -27,63 +27,57 @@ from .geometry import size_cached
 from .layers import TRUNC_NORMAL, ConvMerge, DropPath, Mlp, layer_norm, linear
 from .mixer import IntPair, TokenMixer
 from .shapes import Size
-from .shifts import cycle_offsets, grouping_order, shift_channels
+from .shifts import cycle_offsets, one_slot, shift_index, take
 
 __all__ = ["CycleMLPT", "CycleBlock", "CycleMLP", "CycleFC", "CycleGeometry"]
 
 
 @dataclass
 class CycleGeometry:
-    """What a CycleBlock needs for one map: its size and the channel order that makes
-    equal Cycle FC offsets contiguous (``order [C]`` int64)."""
+    """What a CycleBlock needs for one map: its size and ``index`` ``[H, W, 3C + 1]``, the
+    :func:`~miziha.shifts.take` table of the token mixer's matmul input
+    ``[shifted_W(x), shifted_H(x), x, 1]``."""
 
     height: Size
     width: Size
-    order: paddle.Tensor
+    index: paddle.Tensor
 
 
 def cycle_geometry(height: Size, width: Size, channels: int) -> CycleGeometry:
     """:class:`CycleGeometry` of a ``height x width`` map with ``channels`` channels."""
-    return CycleGeometry(height, width, paddle.to_tensor(
-        grouping_order(cycle_offsets(channels)), dtype="int64"))
+    offsets = cycle_offsets(channels)
+    return CycleGeometry(height, width, paddle.concat([
+        shift_index(height, width, offsets, axis=2),  # sfc_h: along W
+        shift_index(height, width, offsets, axis=1),  # sfc_w: along H
+        shift_index(height, width, offsets, axis=None),  # mlp_c
+        one_slot(height, width, channels)], axis=-1))
 
 
 cycle_tables = size_cached(cycle_geometry)
 
 
 class CycleFC(nn.Layer):
-    """Cycle FC (pseudo-kernel 1x3 along W, or 3x1 along H): shift channel ``c`` by
-    ``d(c)`` (:func:`~miziha.shifts.cycle_offsets`) along ``axis``, then a 1x1 mix.
-
-    Parameters as the official: ``weight [C_out, C_in, 1, 1]`` (conv layout) and ``bias``.
+    """The parameters of a Cycle FC (pseudo-kernel 1x3 along W for ``sfc_h``, 3x1 along H
+    for ``sfc_w``): shift channel ``c`` by ``d(c)`` (:func:`~miziha.shifts.cycle_offsets`),
+    then a 1x1 channel mix, as the official ``weight [C_out, C_in, 1, 1]`` (conv layout)
+    and ``bias``. :class:`CycleMLP` applies both Cycle FCs and ``mlp_c`` in one batched
+    matmul.
     """
 
-    def __init__(self, dim: int, out_dim: int, axis: str) -> None:
+    def __init__(self, dim: int, out_dim: int) -> None:
         super().__init__()
-        if axis not in ("H", "W"):
-            raise ValueError(f"axis must be 'H' or 'W', got {axis!r}")
-        self.axis = axis
-        offsets = cycle_offsets(dim)
-        #: The offsets of the channels in :func:`~miziha.shifts.grouping_order`.
-        self.grouped_offsets = [offsets[c] for c in grouping_order(offsets)]
         self.weight = self.create_parameter(
             [out_dim, dim, 1, 1], attr=paddle.ParamAttr(initializer=TRUNC_NORMAL))
         self.bias = self.create_parameter(
             [out_dim], attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)),
             is_bias=True)
 
-    def forward(self, x: paddle.Tensor, order: paddle.Tensor) -> paddle.Tensor:
-        """Args: x ``[B, H, W, C_in]`` with channels in ``order`` (``x[..., j]`` is channel
-        ``order[j]``; :func:`~miziha.shifts.grouping_order` of the offsets).
-
-        Returns: ``[B, H, W, C_out]``.
-        """
-        shifted = shift_channels(x, self.grouped_offsets, axis=1 if self.axis == "H" else 2)
-        weight = paddle.index_select(self.weight.reshape(self.weight.shape[:2]), order, axis=1)
-        return paddle.matmul(shifted, weight, transpose_y=True) + self.bias
+    def matrix(self) -> paddle.Tensor:
+        """The weight as a ``[C_in, C_out]`` matrix."""
+        return self.weight.reshape(self.weight.shape[:2]).t()
 
     def extra_repr(self) -> str:
-        return f"{self.weight.shape[1]}, {self.weight.shape[0]}, axis={self.axis}"
+        return f"{self.weight.shape[1]}, {self.weight.shape[0]}"
 
 
 class CycleMLP(nn.Layer):
@@ -93,31 +87,48 @@ class CycleMLP(nn.Layer):
     their sum averaged over the map goes through ``reweight`` (C -> C/4 -> GELU -> 3C), read
     as ``[C, 3]`` (index ``3 * channel + branch``) and softmaxed over the branches; the
     weighted sum goes through ``proj``.
+
+    Computed without the three branch maps: the per-image branch weights scale the output
+    columns of the three 1x1 weights, so ``a_h * h + a_w * w + a_c * c`` is one batched
+    matmul of ``[shifted_W(x), shifted_H(x), x, 1]`` (``[B, H*W, 3C + 1]``, one gather) by a
+    per-image ``[3C + 1, C]`` weight (biases in the last row); the pooled vector is the mean
+    of that input times the unscaled weight. ``mlp_c`` is a Linear for its name and init.
     """
 
     def __init__(self, dim: int, qkv_bias: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
         self.dim = dim
         self.mlp_c = linear(dim, dim, bias=qkv_bias)
-        self.sfc_h = CycleFC(dim, dim, axis="W")
-        self.sfc_w = CycleFC(dim, dim, axis="H")
+        self.sfc_h = CycleFC(dim, dim)
+        self.sfc_w = CycleFC(dim, dim)
         self.reweight = Mlp(dim, dim // 4, out_dim=3 * dim)
         self.proj = linear(dim, dim)
         self.proj_drop = nn.Dropout(dropout)
 
-    def forward(self, x: paddle.Tensor, order: paddle.Tensor) -> paddle.Tensor:
-        """Args: x ``[B, H, W, C]`` (normalised); order: see :class:`CycleFC`.
+    def forward(self, x: paddle.Tensor, geometry: CycleGeometry) -> paddle.Tensor:
+        """Args: x ``[B, H*W, C]`` (normalised tokens); geometry: the map's tables.
 
-        Returns: ``[B, H, W, C]``.
+        Returns: ``[B, H*W, C]``.
         """
-        grouped = paddle.index_select(x, order, axis=-1)  # one reorder for both Cycle FCs
-        h = self.sfc_h(grouped, order)
-        w = self.sfc_w(grouped, order)
-        c = self.mlp_c(x)
-        pooled = h.mean([1, 2]) + w.mean([1, 2]) + c.mean([1, 2])  # [B, C]
-        weights = F.softmax(self.reweight(pooled).reshape([-1, 1, 1, self.dim, 3]), axis=-1)
-        a_h, a_w, a_c = paddle.unbind(weights, axis=-1)  # [B, 1, 1, C] each
-        return self.proj_drop(self.proj(h * a_h + w * a_w + c * a_c))
+        inputs = take(x, geometry.index).reshape([0, -1, 3 * self.dim + 1])
+        c_bias = self.mlp_c.bias if self.mlp_c.bias is not None \
+            else paddle.zeros([self.dim], x.dtype)
+        weights = paddle.stack([self.sfc_h.matrix(), self.sfc_w.matrix(),
+                                self.mlp_c.weight])  # [3, C, C]
+        biases = paddle.stack([self.sfc_h.bias, self.sfc_w.bias, c_bias])  # [3, C]
+        # The mean over tokens as a matmul: Paddle's CPU reduction over the middle axis
+        # (forward and backward) takes about 2.5 times as long.
+        ones = paddle.ones_like(paddle.slice(inputs, [2], [0], [1]))  # [B, H*W, 1]
+        mean = paddle.matmul(ones, inputs, transpose_x=True) / ones.sum(1, keepdim=True)
+        pooled = paddle.matmul(mean, paddle.concat(
+            [weights.reshape([-1, self.dim]), biases.sum(0, keepdim=True)]))  # [B, 1, C]
+        branch = F.softmax(self.reweight(pooled).reshape([-1, self.dim, 3]), axis=-1)
+        branch = branch.transpose([0, 2, 1])  # [B, 3, C]: weight of branch k, channel c
+        mixing = paddle.concat([
+            (weights.reshape([1, 3, self.dim, self.dim]) * branch.reshape([-1, 3, 1, self.dim])
+             ).reshape([-1, 3 * self.dim, self.dim]),
+            (biases * branch).sum(1, keepdim=True)], axis=1)  # [B, 3C + 1, C]
+        return self.proj_drop(self.proj(paddle.bmm(inputs, mixing)))
 
 
 class CycleBlock(nn.Layer):
@@ -142,14 +153,11 @@ class CycleBlock(nn.Layer):
         self.mlp = Mlp(dim, mlp_hidden, dropout)
 
     def forward(self, x: paddle.Tensor, geometry: CycleGeometry) -> paddle.Tensor:
-        """Args: x ``[B, H*W, C]``; geometry: the map's size and channel order.
+        """Args: x ``[B, H*W, C]``; geometry: the map's size and shift tables.
 
         Returns: ``[B, H*W, C]``.
         """
-        dim = x.shape[-1]
-        mixed = self.attn(self.norm1(x).reshape([0, geometry.height, geometry.width, dim]),
-                          geometry.order)
-        x = x + self.drop_path(mixed.reshape([0, -1, dim]))
+        x = x + self.drop_path(self.attn(self.norm1(x), geometry))
         return x + self.drop_path(self.mlp(self.norm2(x, affine=False), self.norm2.affine_terms))
 
 
@@ -201,19 +209,19 @@ class CycleMLPT(TokenMixer):
 
     def layout(self, height: Size, width: Size,
                like: Optional[paddle.Tensor] = None) -> List[CycleGeometry]:
-        """The same geometry for every block: the map size and the Cycle FC channel order."""
+        """The same geometry for every block: the map size and the Cycle FC gather table."""
         return [cycle_tables(height, width, self.in_channels, like=like)] * self.depth
 
     def sample_bytes(self, layout: List[CycleGeometry], element_size: int) -> int:
-        """The MLP hidden layer, or the three branches of the token mixer."""
+        """The MLP hidden layer, or the token mixer's ``[H*W, 3C + 1]`` matmul input."""
         geometry = layout[0]
-        return geometry.height * geometry.width * max(self.mlp_hidden, 3 * self.in_channels) \
-            * element_size
+        return geometry.height * geometry.width \
+            * max(self.mlp_hidden, 3 * self.in_channels + 1) * element_size
 
     def mixing_macs(self, batch: int, height: int, width: int) -> int:
-        """``sfc_h`` and ``sfc_w`` (1x1 mixes applied as matmuls, unseen by the layer
-        hooks): ``2 * B * H * W * C^2`` a block."""
-        return self.depth * 2 * batch * height * width * self.in_channels ** 2
+        """``sfc_h``, ``sfc_w`` and ``mlp_c`` (one batched matmul, unseen by the layer
+        hooks): ``3 * B * H * W * C^2`` a block."""
+        return self.depth * 3 * batch * height * width * self.in_channels ** 2
 
     def _repr_options(self) -> List[str]:
         return [f"mlp_ratio={self.mlp_hidden / self.in_channels:g}"]

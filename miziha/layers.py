@@ -9,7 +9,7 @@ import paddle
 import paddle.nn as nn
 
 from . import checks
-from .workarounds import Affine, LayerNorm, Linear
+from .workarounds import Affine, LayerNorm, Linear, conv_channels_last
 
 __all__ = ["TRUNC_NORMAL", "linear", "layer_norm", "Mlp", "DropPath", "droppath_schedule",
            "ConvMerge"]
@@ -87,12 +87,12 @@ class ConvMerge(nn.Layer):
 
     def __init__(self, dim: int, out_dim: int, norm: bool = True) -> None:
         super().__init__()
-        self.conv = nn.Conv2D(dim, out_dim, 3, stride=2, padding=1, data_format="NHWC")
+        self.conv = nn.Conv2D(dim, out_dim, 3, stride=2, padding=1)
         self.norm = layer_norm(out_dim) if norm else None
 
     def forward(self, x: paddle.Tensor, height=None, width=None) -> paddle.Tensor:
         """Args: x ``[B, H, W, C]`` (``height``/``width`` unused: the conv pads itself).
 
         Returns: ``[B, ceil(H/2), ceil(W/2), out_dim]``."""
-        x = self.conv(x)
+        x = conv_channels_last(self.conv, x)
         return x if self.norm is None else self.norm(x)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Dict, Type
 
+from .cswin import CSWinT
 from .mixer import TokenMixer
 from .swint import SwinT
 
 __all__ = ["MIXERS", "mixer_class"]
 
 #: Name -> layer class; each takes ``(in_channels, out_channels, ...)`` as ``nn.Conv2D``.
-MIXERS: Dict[str, Type[TokenMixer]] = {"swin": SwinT}
+MIXERS: Dict[str, Type[TokenMixer]] = {"swin": SwinT, "cswin": CSWinT}
 
 
 def mixer_class(name: str) -> Type[TokenMixer]:

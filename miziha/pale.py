@@ -21,7 +21,7 @@ from .groups import TokenGroups, group_tables
 from .layers import ConvMerge, DropPath, Mlp, layer_norm, linear
 from .mixer import IntPair, TokenMixer
 from .shapes import Size
-from .workarounds import Affine
+from .workarounds import Affine, conv_channels_last
 
 __all__ = ["PaleT", "PaleBlock", "PaleAttention", "PaleGeometry"]
 
@@ -116,7 +116,7 @@ class PaleBlock(nn.Layer):
     """Pale Transformer block on tokens ``[B, H*W, C]`` (paper Sec. "Pale Transformer
     Block"):
 
-    ``x = x + CPE(x)`` (depthwise 3x3 conv with bias on the ``[B, H, W, C]`` map), then
+    ``x = x + CPE(x)`` (depthwise 3x3 conv with bias, zero padding 1, on the ``H x W`` map), then
     ``x + DropPath(PaleAttention(LN(x)))``, then ``x + DropPath(Mlp(LN(x)))``.
 
     Args:
@@ -132,7 +132,7 @@ class PaleBlock(nn.Layer):
                  attention_dropout: float = 0.0, droppath: float = 0.0) -> None:
         super().__init__()
         self.dim = dim
-        self.cpe = nn.Conv2D(dim, dim, 3, padding=1, groups=dim, data_format="NHWC")
+        self.cpe = nn.Conv2D(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = layer_norm(dim)
         self.attn = PaleAttention(dim, num_heads, qkv_bias, qk_scale, attention_dropout,
                                   dropout)
@@ -146,7 +146,7 @@ class PaleBlock(nn.Layer):
         Returns: ``[B, H*W, C]``.
         """
         image = x.reshape([0, geometry.height, geometry.width, self.dim])
-        x = x + self.cpe(image).reshape([0, -1, self.dim])
+        x = x + conv_channels_last(self.cpe, image).reshape([0, -1, self.dim])
         # Each LayerNorm's affine terms are folded into the Linear after it.
         x = x + self.drop_path(self.attn(self.norm1(x, affine=False), geometry,
                                          self.norm1.affine_terms))

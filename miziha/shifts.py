@@ -4,22 +4,26 @@ Cycle FC, AS-MLP's axial shift).
 A shift moves each channel ``c`` of a channels-last map by a fixed whole number of pixels
 along one spatial axis, reading zeros from outside the map::
 
-    out[..., k, ..., c] = x[..., k + offsets[c], ..., c]     (0 where k + offsets[c] is off the map)
+    out[h, w, c] = x[h + dy(c), w + dx(c), c]     (0 off the map)
 
-The offsets are known when a layer is built (:func:`cycle_offsets`, :func:`chunk_offsets`);
-the map size may be a 0-D tensor under ``to_static``: :func:`shift_channels` slices relative
-to the ends of the map and never needs its size. It runs on contiguous runs of channels with
-the same offset (one split, one zero-pad and slice per run, one concat); channels whose equal
-offsets are interleaved should be reordered first (:func:`grouping_order`).
+The offsets are fixed when a layer is built (:func:`cycle_offsets`, :func:`chunk_offsets`).
+A shift is one gather: :func:`shift_index` gives, for every output element, its position in
+the flattened sample (or the zero slot), built with Paddle ops so that it follows sizes
+known only at run time under ``to_static``; :func:`take` gathers several such tables at
+once (e.g. a map shifted along W, along H and unshifted side by side, as one matmul input).
+On Paddle's CPU kernels one ``gather`` (backward: one scatter-add) costs a fraction of the
+split / pad / slice / concat sequence that does the same per channel group.
 """
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import paddle
 
-__all__ = ["cycle_offsets", "chunk_offsets", "offset_runs", "grouping_order", "shift",
+from .shapes import Size
+
+__all__ = ["cycle_offsets", "chunk_offsets", "shift_index", "one_slot", "take",
            "shift_channels"]
 
 
@@ -40,62 +44,81 @@ def chunk_offsets(channels: int, shift_size: int) -> Tuple[int, ...]:
     return tuple(shift_size // 2 - c // chunk for c in range(channels))
 
 
-def offset_runs(offsets: Sequence[int]) -> List[Tuple[int, int]]:
-    """``(length, offset)`` of each run of consecutive channels sharing an offset."""
-    runs: List[Tuple[int, int]] = []
-    for offset in offsets:
-        if runs and runs[-1][1] == offset:
-            runs[-1] = (runs[-1][0] + 1, offset)
+def _int64(size: Size) -> paddle.Tensor:
+    return paddle.to_tensor(size, dtype="int64") if isinstance(size, int) \
+        else size.astype("int64")
+
+
+def shift_index(height: Size, width: Size, offsets: Optional[Sequence[int]],
+                axis: Optional[int]) -> paddle.Tensor:
+    """Where each element of a shifted ``[H, W, C]`` map comes from.
+
+    Args:
+        height, width: the map size (ints, or 0-D int tensors in a static graph).
+        offsets: one int per channel (``C``); channel ``c`` reads ``offsets[c]`` pixels
+            forward along ``axis``.
+        axis: 1 (H) or 2 (W), the axes of a ``[B, H, W, C]`` map; None: no shift (the
+            identity table; ``offsets`` only gives ``C``).
+
+    Returns:
+        ``[H, W, C]`` int64: the flat position ``(h' * W + w') * C + c`` of the source
+        element, or ``H * W * C`` (the zero slot of :func:`take`) where it is off the map.
+    """
+    if axis not in (1, 2, None):
+        raise ValueError(f"axis must be 1 (H), 2 (W) or None, got {axis!r}")
+    # Integer arithmetic with tensors only: an int64 tensor times or plus a Python number
+    # becomes a ``scale`` op, which Paddle 3.3's oneDNN inference kernel ignores for int64.
+    channels = _int64(len(offsets))
+    h, w = _int64(height), _int64(width)
+    rows = paddle.arange(h, dtype="int64").reshape([-1, 1, 1])
+    cols = paddle.arange(w, dtype="int64").reshape([1, -1, 1])
+    chans = paddle.arange(len(offsets), dtype="int64").reshape([1, 1, -1])
+    if axis is not None:
+        shift = paddle.to_tensor(list(offsets), dtype="int64").reshape([1, 1, -1])
+        if axis == 1:
+            rows = rows + shift
         else:
-            runs.append((1, offset))
-    return runs
+            cols = cols + shift
+    index = (rows * w + cols) * channels + chans  # broadcast to [H, W, C]
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    return paddle.where(inside, index, h * w * channels)
 
 
-def grouping_order(offsets: Sequence[int]) -> List[int]:
-    """A channel order that makes equal offsets contiguous (stable, in order of first
-    appearance): ``x[..., order]`` has offsets ``[offsets[c] for c in order]`` in
-    ``len(set(offsets))`` runs."""
-    first = {}
-    for offset in offsets:
-        first.setdefault(offset, len(first))
-    return sorted(range(len(offsets)), key=lambda c: first[offsets[c]])
+def one_slot(height: Size, width: Size, channels: int) -> paddle.Tensor:
+    """``[H, W, 1]``: a column of :func:`take`'s slot of ones (``H * W * C + 1``) for a
+    ``[H, W, C]`` map (e.g. the bias row of a matmul after the gather)."""
+    h, w = _int64(height), _int64(width)
+    rows = paddle.zeros_like(paddle.arange(h, dtype="int64")).reshape([-1, 1, 1])
+    cols = paddle.zeros_like(paddle.arange(w, dtype="int64")).reshape([1, -1, 1])
+    return rows + cols + h * w * _int64(channels) + _int64(1)
 
 
-def shift(x: paddle.Tensor, offset: int, axis: int) -> paddle.Tensor:
-    """All channels by one ``offset`` along ``axis``: ``out[k] = x[k + offset]``, zero off
-    the map. Any map size (also smaller than ``|offset|``, giving zeros)."""
-    if offset == 0:
-        return x
-    zeros = paddle.zeros_like(paddle.slice(x, [axis], [0], [1]))
-    zeros = paddle.concat([zeros] * abs(offset), axis=axis) if abs(offset) > 1 else zeros
-    if offset > 0:  # [x, 0...] from offset on: exactly the map's length
-        return paddle.slice(paddle.concat([x, zeros], axis=axis), [axis], [offset],
-                            [2 ** 31 - 1])
-    return paddle.slice(paddle.concat([zeros, x], axis=axis), [axis], [0], [offset])
+def take(x: paddle.Tensor, index: paddle.Tensor) -> paddle.Tensor:
+    """Gather from each sample of ``x`` by a flat index with two constant slots.
+
+    Args:
+        x: ``[B, ...]``, ``M`` elements a sample.
+        index: int tensor of positions in a sample's flattened ``x``; ``M`` reads 0 and
+            ``M + 1`` reads 1 (a column of ones, e.g. for a bias row in a matmul).
+
+    Returns:
+        ``[B, index.size]`` (reshape it to the table's shape).
+    """
+    flat = x.reshape([0, -1])
+    first = paddle.slice(flat, [1], [0], [1])
+    flat = paddle.concat([flat, paddle.zeros_like(first), paddle.ones_like(first)], axis=1)
+    return paddle.gather(flat, index.reshape([-1]), axis=1)
 
 
 def shift_channels(x: paddle.Tensor, offsets: Sequence[int], axis: int) -> paddle.Tensor:
-    """Shift channel ``c`` of ``x [..., C]`` by ``offsets[c]`` along ``axis`` (a spatial
-    axis, not the last): ``out[..., k, ..., c] = x[..., k + offsets[c], ..., c]``, zero
-    where that is off the map.
+    """Shift channel ``c`` of ``x [B, H, W, C]`` by ``offsets[c]`` along ``axis`` (1: H, 2:
+    W): ``out[:, h, w, c] = x[:, h + dy(c), w + dx(c), c]``, zero off the map. One gather
+    by :func:`shift_index` (built per call: layers cache theirs by map size).
 
-    Args:
-        x: channels-last map, e.g. ``[B, H, W, C]``.
-        offsets: one int per channel (``C`` of them), fixed at construction.
-        axis: the axis to shift along (e.g. 1 for H, 2 for W of ``[B, H, W, C]``).
-
-    Returns:
-        A tensor of ``x``'s shape.
+    Returns: a tensor of ``x``'s shape.
     """
     if len(offsets) != x.shape[-1]:
         raise ValueError(f"shift_channels needs one offset per channel: expected "
                          f"{x.shape[-1]}, got {len(offsets)}")
-    if axis % x.ndim == x.ndim - 1:
-        raise ValueError(f"shift_channels shifts along a spatial axis, not the channel "
-                         f"axis {axis}")
-    runs = offset_runs(offsets)
-    if len(runs) == 1:
-        return shift(x, runs[0][1], axis)
-    parts = paddle.split(x, [length for length, _ in runs], axis=-1)
-    return paddle.concat([shift(part, offset, axis) for part, (_, offset) in zip(parts, runs)],
-                         axis=-1)
+    shape = x.shape if paddle.in_dynamic_mode() else paddle.shape(x)
+    return take(x, shift_index(shape[1], shape[2], offsets, axis)).reshape(shape)

@@ -11,16 +11,25 @@ when an upgrade fixes one, that check reports XPASS, and the entry here can go.
    ``input_affine`` arguments go with them).
 2. :class:`Linear`, bias row. Paddle's CPU bias gradient is a column sum, 15-60x slower
    than a GEMV at power-of-two widths of 256 and more (16 ms against 0.6 ms for
-   ``[6272, 512]``), and ``addmm``'s backward crashes the process (SIGSEGV) when the bias
-   needs no gradient (a frozen bias, or ``paddle.grad`` for the input only). To drop it:
-   make :meth:`Linear.forward` call ``F.linear`` only.
-3. :func:`pad_bottom_right` concatenates zeros and crops instead of calling ``F.pad``,
-   whose NHWC kernel corrupts memory in Paddle 3.3's oneDNN inference (wrong values in
-   ``paddle.inference`` output).
+   ``[6272, 512]``; a speed problem, measured, not checked by a test), and ``addmm``'s
+   backward crashes the process (SIGSEGV in ``AddmmGradKernel``) when the bias gradient is
+   not computed (a frozen bias, or ``paddle.grad`` for the input only). The bias row
+   answers both; when ``addmm`` is fixed, the no-gradient path may keep ``addmm``, and the
+   bias row can go once Paddle's bias gradient is a GEMV.
+3. :func:`pad_bottom_right` concatenates zeros and crops instead of calling ``F.pad``:
+   Paddle 3.3's oneDNN pad in ``paddle.inference`` ignores ``data_format="NHWC"`` and pads
+   the last two axes (W and C) as if the input were NCHW (``[2, 5, 7, 4]`` padded by one
+   row and column comes out ``[2, 5, 8, 5]``).
 4. Index tables add axes with ``reshape``, never ``unsqueeze``: Paddle 3.3's oneDNN
-   inference passes fuse an ``unsqueeze`` into the elementwise op before it and drop it for
-   int64 tensors (:mod:`miziha.windows` and the other geometry modules follow this).
-5. Devices are compared as strings (:func:`miziha.cpu.place_key`), not with
+   inference pass ``operator_unsqueeze_onednn_fuse_pass`` fuses an ``unsqueeze`` into a
+   ``multiply`` (or ``transpose``) before it and drops the axis for int64 tensors
+   (:mod:`miziha.windows`, :mod:`miziha.groups` follow this).
+5. :func:`conv_channels_last` runs a ``Conv2D`` built for NCHW between two transposes
+   instead of using ``data_format="NHWC"``: Paddle 3.3's ``paddle.inference`` (oneDNN)
+   reads an NHWC conv's input as NCHW ("input's channels is 14, the input's shape is
+   [2, 14, 14, 16] ... data_format is NHWC"); ``jit.load`` and eager mode are right.
+   To drop it: build the convs with ``data_format="NHWC"`` and call them directly.
+6. Devices are compared as strings (:func:`miziha.cpu.place_key`), not with
    ``place.is_cpu_place()``, which breaks SOT's to_static in some forwards (Paddle 3.3,
    ``UnboundLocalError`` in its generated code).
 
@@ -36,7 +45,7 @@ import paddle.nn.functional as F
 
 from .cpu import eager_on_cpu
 
-__all__ = ["Linear", "LayerNorm", "pad_bottom_right"]
+__all__ = ["Linear", "LayerNorm", "pad_bottom_right", "conv_channels_last"]
 
 Affine = Tuple[Optional[paddle.Tensor], Optional[paddle.Tensor]]
 Size = Union[int, paddle.Tensor]
@@ -134,3 +143,9 @@ def pad_bottom_right(x: paddle.Tensor, multiple: int, height: Size, width: Size,
     ends = [(height + multiple - 1) // multiple * multiple,
             (width + multiple - 1) // multiple * multiple]
     return paddle.slice(x, [height_axis, height_axis + 1], [0, 0], ends)
+
+
+def conv_channels_last(conv: nn.Conv2D, x: paddle.Tensor) -> paddle.Tensor:
+    """``conv`` (an NCHW ``Conv2D``) on ``x [B, H, W, C]`` -> ``[B, H', W', C']``
+    (workaround 5)."""
+    return conv(x.transpose([0, 3, 1, 2])).transpose([0, 2, 3, 1])

@@ -81,7 +81,8 @@ def test_unet_and_swin_unet_keep_any_size(size):
 def test_swin_unet_is_the_unet_with_swint():
     from miziha.models import SwinUNet, UNet
     conv, swin = UNet(widths=(16, 32)), SwinUNet(widths=(16, 32))
-    assert sum(isinstance(l, SwinT) for l in swin.sublayers()) == 6
+    assert sum(isinstance(l, SwinT) for l in swin.sublayers()) == 5  # all but the stem unit
+    assert isinstance(swin.encoder[0][0], ConvBN)
     assert sum(isinstance(l, SwinT) for l in conv.sublayers()) == 0
     assert sum(isinstance(l, ConvBN) for l in conv.sublayers()) == 6
     with pytest.raises(ValueError, match="block must be one of"):

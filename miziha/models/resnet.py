@@ -1,40 +1,48 @@
-"""ResNet50 with its 3x3 convolutions replaced by ``SwinT`` (SwinResNet), and the plain
-ResNet50 baseline with the same head, as in the reference CIFAR-10 experiment."""
+"""ResNet50 with its 3x3 convolutions replaced by a mixer (SwinResNet; ``SwinT`` by default,
+any of :data:`miziha.MIXERS`), and the plain ResNet50 baseline with the same head, as in the
+reference CIFAR-10 experiment. The registry names them ``<mixer>_resnet50`` and
+``resnet50``."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import inspect
+from typing import Optional, Sequence
 
 import paddle
 import paddle.nn as nn
 
 from .. import checks
 from ..layers import droppath_schedule
-from ..swint import SwinT
+from ..mixers import MIXERS, mixer_class
 from .common import ConvBN, check_image, classification_head
 from .registry import register_model
 
-__all__ = ["SwinBottleneck", "SwinResNet", "ResNet50", "swin_resnet50",
+__all__ = ["SwinBottleneck", "SwinResNet", "ResNet50", "MIXER_RESNETS", "swin_resnet50",
            "swin_resnet50_reference", "resnet50"]
 
 
 class SwinBottleneck(nn.Layer):
-    """1x1 ConvBN+ReLU -> SwinT (or 3x3 ConvBN+ReLU) -> 1x1 ConvBN to 4x width, plus the
-    shortcut (a 1x1 ConvBN where the shape changes), then ReLU.
+    """1x1 ConvBN+ReLU -> a mixer (or 3x3 ConvBN+ReLU when ``mixer`` is None) -> 1x1 ConvBN
+    to 4x width, plus the shortcut (a 1x1 ConvBN where the shape changes), then ReLU.
 
     Maps ``[B, in_channels, H, W]`` to ``[B, 4*width, H', W']``, ``H' = ceil(H / stride)``.
+    ``num_heads`` reaches attention mixers only.
     """
 
     expansion = 4
 
     def __init__(self, in_channels: int, width: int, stride: int, num_heads: int,
-                 window_size: int = 7, use_swin: bool = True, **swint_options) -> None:
+                 mixer: Optional[str] = "swin", **mixer_options) -> None:
         super().__init__()
         out_channels = width * self.expansion
         self.conv1 = ConvBN(in_channels, width, 1)
-        self.conv2 = SwinT(width, width, num_heads=num_heads, window_size=window_size,
-                           downsample=stride == 2, **swint_options) if use_swin \
-            else ConvBN(width, width, 3, stride)
+        if mixer is None:
+            self.conv2 = ConvBN(width, width, 3, stride)
+        else:
+            layer_class = mixer_class(mixer)
+            if "num_heads" in inspect.signature(layer_class).parameters:
+                mixer_options = dict(mixer_options, num_heads=num_heads)
+            self.conv2 = layer_class(width, width, downsample=stride == 2, **mixer_options)
         self.conv3 = ConvBN(width, out_channels, 1, relu=False)
         self.shortcut = ConvBN(in_channels, out_channels, 1, stride, relu=False) \
             if stride != 1 or in_channels != out_channels else nn.Identity()
@@ -45,7 +53,7 @@ class SwinBottleneck(nn.Layer):
 
 
 class SwinResNet(nn.Layer):
-    """ResNet50 layout with SwinT in every bottleneck, for any input size.
+    """ResNet50 layout with a mixer in every bottleneck, for any input size.
 
     Stem (7x7 stride-2 ConvBN+ReLU, 3x3 stride-2 max pool), four stages of
     :class:`SwinBottleneck` (``depths`` blocks, ``widths`` channels, ``heads`` SwinT heads,
@@ -55,37 +63,39 @@ class SwinResNet(nn.Layer):
     Args:
         num_classes: classes of the head (>= 1).
         in_channels: image channels.
-        depths, widths, heads: per stage.
-        window_size: SwinT window. At 224 input stage 4 runs on 7x7 maps, which one window covers.
+        depths, widths: per stage.
+        heads: attention heads per stage (for attention mixers).
+        mixer: a key of :data:`miziha.MIXERS`.
         conv_last_stage: reproduce the reference experiment exactly: stage 4 (the 7x7 maps at
-            224) uses 3x3 ConvBN+ReLU bottlenecks instead of SwinT.
-        droppath: stochastic depth, rising linearly from 0 to this over all SwinT blocks.
-        **swint_options: further SwinT arguments (``mlp_ratio``, ``dropout``...).
+            224) uses 3x3 ConvBN+ReLU bottlenecks instead of the mixer.
+        droppath: stochastic depth, rising linearly from 0 to this over all mixer blocks.
+        **mixer_options: further mixer arguments (``window_size``, ``mlp_ratio``, ``depth``...).
     """
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3,
                  depths: Sequence[int] = (3, 4, 6, 3), widths: Sequence[int] = (64, 128, 256, 512),
-                 heads: Sequence[int] = (4, 8, 16, 32), window_size: int = 7,
-                 conv_last_stage: bool = False, droppath: float = 0.0, **swint_options) -> None:
+                 heads: Sequence[int] = (4, 8, 16, 32), mixer: str = "swin",
+                 conv_last_stage: bool = False, droppath: float = 0.0, **mixer_options) -> None:
         super().__init__()
         self.in_channels = checks.positive_int("in_channels", in_channels)
         if not len(depths) == len(widths) == len(heads):
             raise ValueError(f"depths, widths and heads need one entry per stage, got "
                              f"{len(depths)}, {len(widths)} and {len(heads)}")
-        per_swint = swint_options.get("depth", 2)  # transformer blocks in each SwinT
-        rates = droppath_schedule(droppath, per_swint * sum(depths))
+        mixer_class(mixer)  # a clear error for an unknown name, before building anything
+        per_mixer = mixer_options.get("depth", 2)  # blocks in each mixer
+        rates = droppath_schedule(droppath, per_mixer * sum(depths))
         self.stem = nn.Sequential(ConvBN(in_channels, 64, 7, 2), nn.MaxPool2D(3, 2, padding=1))
         stages, channels, block = [], 64, 0
         for stage, (depth, width, head) in enumerate(zip(depths, widths, heads)):
-            use_swin = not (conv_last_stage and stage == len(depths) - 1)
+            stage_mixer = None if conv_last_stage and stage == len(depths) - 1 else mixer
             blocks = []
             for i in range(depth):
                 stride = 2 if i == 0 and stage > 0 else 1
-                options = dict(swint_options, droppath=rates[per_swint * block:
-                                                             per_swint * (block + 1)]) \
-                    if use_swin else {}
-                blocks.append(SwinBottleneck(channels, width, stride, head, window_size,
-                                             use_swin, **options))
+                options = dict(mixer_options, droppath=rates[per_mixer * block:
+                                                             per_mixer * (block + 1)]) \
+                    if stage_mixer else {}
+                blocks.append(SwinBottleneck(channels, width, stride, head, stage_mixer,
+                                             **options))
                 channels, block = width * SwinBottleneck.expansion, block + 1
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.LayerList(stages)
@@ -137,10 +147,18 @@ class ResNet50(paddle.vision.models.ResNet):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model()
-def swin_resnet50(num_classes: int = 1000, **kwargs) -> SwinResNet:
-    """SwinResNet in the ResNet50 layout (stages [3, 4, 6, 3])."""
-    return SwinResNet(num_classes=num_classes, **kwargs)
+def _mixer_resnet50(mixer: str):
+    def builder(num_classes: int = 1000, **kwargs) -> SwinResNet:
+        return SwinResNet(num_classes=num_classes, mixer=mixer, **kwargs)
+    builder.__name__ = f"{mixer}_resnet50"
+    builder.__doc__ = (f"ResNet50 layout (stages [3, 4, 6, 3]) with the {mixer!r} mixer in "
+                       f"every bottleneck (:class:`SwinResNet`).")
+    return register_model()(builder)
+
+
+#: ``<mixer>_resnet50`` for every mixer; ``swin_resnet50`` is SwinResNet50.
+MIXER_RESNETS = {mixer: _mixer_resnet50(mixer) for mixer in MIXERS}
+swin_resnet50 = MIXER_RESNETS["swin"]
 
 
 @register_model()

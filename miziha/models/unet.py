@@ -1,4 +1,4 @@
-"""UNet whose 3x3 convolutions are either Conv2D+BN+ReLU or SwinT layers (SwinUNet)."""
+"""UNet whose 3x3 convolutions are either Conv2D+BN+ReLU or a mixer (SwinUNet: SwinT)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,29 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .. import checks
-from ..swint import SwinT
+from ..mixers import MIXERS
 from .common import ConvBN, check_image
 from .registry import register_model
 
-__all__ = ["UNet", "SwinUNet", "unet", "swin_unet"]
-
-BLOCK_KINDS = ("conv", "swin")
+__all__ = ["UNet", "SwinUNet", "MIXER_UNETS", "unet", "swin_unet"]
 
 
-def _unit(in_channels: int, out_channels: int, kind: str, window_size: int) -> nn.Layer:
-    """One "3x3 conv" of the UNet: ConvBN+ReLU, or a SwinT with the same channels."""
-    if kind == "conv":
+#: Below this many input channels (the image) a unit stays a ConvBN+ReLU, as
+#: ``miziha.replace_conv`` leaves stem convs.
+MIN_MIXER_CHANNELS = 16
+
+
+def _unit(in_channels: int, out_channels: int, kind: str, mixer_options: dict) -> nn.Layer:
+    """One "3x3 conv" of the UNet: ConvBN+ReLU, or a mixer with the same channels."""
+    if kind == "conv" or in_channels < MIN_MIXER_CHANNELS:
         return ConvBN(in_channels, out_channels, 3)
-    return SwinT(in_channels, out_channels, window_size=window_size)
+    return MIXERS[kind](in_channels, out_channels, **mixer_options)
 
 
 class _DoubleBlock(nn.Sequential):
-    def __init__(self, in_channels: int, out_channels: int, kind: str, window_size: int):
-        super().__init__(_unit(in_channels, out_channels, kind, window_size),
-                         _unit(out_channels, out_channels, kind, window_size))
+    def __init__(self, in_channels: int, out_channels: int, kind: str, mixer_options: dict):
+        super().__init__(_unit(in_channels, out_channels, kind, mixer_options),
+                         _unit(out_channels, out_channels, kind, mixer_options))
 
 
 class UNet(nn.Layer):
@@ -42,16 +45,20 @@ class UNet(nn.Layer):
         in_channels: image channels.
         num_classes: classes per pixel (>= 1).
         widths: channels per level, top to bottom.
-        block: ``"conv"`` (Conv2D+BN+ReLU) or ``"swin"`` (SwinT, default heads).
-        window_size: SwinT window.
+        block: ``"conv"`` (Conv2D+BN+ReLU) or a key of :data:`miziha.MIXERS` (default
+            heads); the first unit, on the image's channels, is always a ConvBN+ReLU.
+        **mixer_options: further mixer arguments (``window_size``...).
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2,
                  widths: Sequence[int] = (32, 64, 128, 256), block: str = "conv",
-                 window_size: int = 7) -> None:
+                 **mixer_options) -> None:
         super().__init__()
-        if block not in BLOCK_KINDS:
-            raise ValueError(f"block must be one of {BLOCK_KINDS}, got {block!r}")
+        kinds = ("conv", *MIXERS)
+        if block not in kinds:
+            raise ValueError(f"block must be one of {kinds}, got {block!r}")
+        if block == "conv" and mixer_options:
+            raise ValueError(f"block='conv' takes no mixer options, got {sorted(mixer_options)}")
         self.in_channels = checks.positive_int("in_channels", in_channels)
         num_classes = checks.positive_int("num_classes", num_classes)
         widths = [checks.positive_int(f"widths[{i}]", w) for i, w in enumerate(widths)]
@@ -59,10 +66,10 @@ class UNet(nn.Layer):
             raise ValueError(f"widths needs at least 2 levels, got {widths}")
         self.block = block
         self.encoder = nn.LayerList(
-            [_DoubleBlock(c_in, c_out, block, window_size)
+            [_DoubleBlock(c_in, c_out, block, mixer_options)
              for c_in, c_out in zip([in_channels] + widths[:-1], widths)])
         self.decoder = nn.LayerList(
-            [_DoubleBlock(deep + skip, skip, block, window_size)
+            [_DoubleBlock(deep + skip, skip, block, mixer_options)
              for deep, skip in zip(widths[:0:-1], widths[-2::-1])])
         self.head = nn.Conv2D(widths[0], num_classes, 1)
 
@@ -94,7 +101,7 @@ class SwinUNet(UNet):
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2,
                  widths: Sequence[int] = (32, 64, 128, 256), window_size: int = 7) -> None:
-        super().__init__(in_channels, num_classes, widths, "swin", window_size)
+        super().__init__(in_channels, num_classes, widths, "swin", window_size=window_size)
 
 
 @register_model("segmentation")
@@ -103,7 +110,14 @@ def unet(num_classes: int = 2, **kwargs) -> UNet:
     return UNet(num_classes=num_classes, **kwargs)
 
 
-@register_model("segmentation")
-def swin_unet(num_classes: int = 2, **kwargs) -> SwinUNet:
-    """:class:`SwinUNet`: every 3x3 conv of the UNet a SwinT."""
-    return SwinUNet(num_classes=num_classes, **kwargs)
+def _mixer_unet(mixer: str):
+    def builder(num_classes: int = 2, **kwargs) -> UNet:
+        return UNet(num_classes=num_classes, block=mixer, **kwargs)
+    builder.__name__ = f"{mixer}_unet"
+    builder.__doc__ = f"The UNet with every 3x3 conv the {mixer!r} mixer."
+    return register_model("segmentation")(builder)
+
+
+#: ``<mixer>_unet`` for every mixer; ``swin_unet`` is the SwinUNet.
+MIXER_UNETS = {mixer: _mixer_unet(mixer) for mixer in MIXERS}
+swin_unet = MIXER_UNETS["swin"]

@@ -1,0 +1,136 @@
+"""The Conv2D-like contract, checked for every mixer in miziha.MIXERS: shapes at any size,
+downsampling, NHWC, export parity, errors, recompute, replace_conv, the networks."""
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import pytest
+
+import miziha
+from miziha.export import Predictor, save_for_inference
+from conftest import randomize
+
+MIXERS = sorted(miziha.MIXERS)
+
+
+def _layer(name, in_channels=16, out_channels=24, **kwargs):
+    """A small layer of every design; sizes that make every design pad somewhere."""
+    size_argument = {"swin": "window_size", "pale": "pale_size", "cswin": "split_size",
+                     "asmlp": "shift_size"}.get(name)
+    options = {size_argument: 3} if size_argument else {}
+    options.update(kwargs)
+    return miziha.MIXERS[name](in_channels, out_channels, **options)
+
+
+def test_every_design_is_registered():
+    assert set(MIXERS) <= {"swin", "pale", "cswin", "cyclemlp", "asmlp"}
+    assert "swin" in MIXERS and all(issubclass(c, miziha.TokenMixer)
+                                    for c in miziha.MIXERS.values())
+
+
+@pytest.mark.parametrize("name", MIXERS)
+@pytest.mark.parametrize("size, downsample, expected", [
+    ((7, 7), False, (7, 7)), ((1, 1), False, (1, 1)), ((1, 1), True, (1, 1)),
+    ((9, 5), True, (5, 3)), ((4, 11), False, (4, 11))])
+def test_any_size_and_downsampling(name, size, downsample, expected):
+    layer = _layer(name, downsample=downsample)
+    assert layer(paddle.randn([2, 16, *size])).shape == [2, 24, *expected]
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_nhwc_matches_nchw(name):
+    nchw = randomize(_layer(name, downsample=True))
+    nhwc = _layer(name, downsample=True, data_format="NHWC")
+    nhwc.set_state_dict(nchw.state_dict())
+    x = paddle.randn([2, 16, 6, 5])
+    np.testing.assert_allclose(nhwc(x.transpose([0, 2, 3, 1])).transpose([0, 3, 1, 2]).numpy(),
+                               nchw(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_export_with_dynamic_size_matches_eager(tmp_path, name):
+    layer = randomize(_layer(name, downsample=True))
+    layer.eval()
+    predictor = Predictor(save_for_inference(layer, tmp_path / name, 16))
+    for size in [(12, 12), (7, 10)]:
+        x = np.random.default_rng(size[1]).standard_normal((2, 16, *size)).astype("float32")
+        np.testing.assert_allclose(predictor(x), layer(paddle.to_tensor(x)).numpy(),
+                                   rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_recompute_gives_the_same_gradients(name):
+    plain = randomize(_layer(name, downsample=True))
+    recomputed = _layer(name, downsample=True, use_recompute=True)
+    recomputed.set_state_dict(plain.state_dict())
+    x = np.random.default_rng(0).standard_normal((2, 16, 7, 6)).astype("float32")
+    grads = []
+    for layer in (plain, recomputed):
+        inputs = paddle.to_tensor(x, stop_gradient=False)
+        (layer(inputs) ** 2).sum().backward()
+        grads.append([inputs.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_bad_inputs_get_clear_errors(name):
+    layer = _layer(name)
+    with pytest.raises(ValueError, match="expects 16 input channels"):
+        layer(paddle.randn([1, 8, 5, 5]))
+    with pytest.raises(ValueError, match="4-D NCHW input"):
+        layer(paddle.randn([16, 5, 5]))
+    with pytest.raises(TypeError, match=r"float32 parameters and got a float64 input: "
+                                        r"cast the input with x.astype\('float32'\)"):
+        layer(paddle.randn([1, 16, 5, 5], dtype="float64"))
+    with pytest.raises(TypeError, match="floating-point input .* got int32"):
+        layer(paddle.ones([1, 16, 5, 5], dtype="int32"))
+    with pytest.raises(ValueError, match="H and W of at least 1"):
+        layer(paddle.randn([1, 16, 0, 5]))
+    with pytest.raises(TypeError, match="paddle.Tensor"):
+        layer(np.zeros((1, 16, 5, 5), "float32"))
+    assert layer(paddle.randn([0, 16, 5, 5])).shape == [0, 24, 5, 5]
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_bad_arguments_get_clear_errors(name):
+    layer_class = miziha.MIXERS[name]
+    with pytest.raises(ValueError, match="in_channels must be a positive int, got 0"):
+        layer_class(0, 8)
+    with pytest.raises(TypeError, match="downsample must be a bool"):
+        layer_class(16, 16, downsample="yes")
+    with pytest.raises(ValueError, match="data_format must be 'NCHW' or 'NHWC'"):
+        layer_class(16, 16, data_format="CHW")
+    with pytest.raises(ValueError, match="droppath must give one rate per block"):
+        layer_class(16, 16, droppath=[0.1] * 3)
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_flops_counts_more_than_the_layers_it_can_see(name):
+    report = miziha.flops(nn.Sequential(_layer(name, 32, 32)), [2, 32, 14, 14])
+    (row,) = report.rows
+    assert row.kind == type(miziha.MIXERS[name](32, 32)).__name__
+    assert row.macs > 0 and row.conv_macs == 2 * 32 * 14 * 14 * 32 * 9
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_replace_conv_converts_resnet50_and_it_trains_a_step(name):
+    model = paddle.vision.models.resnet50(num_classes=4)
+    model, report = miziha.replace_conv(model, name)
+    assert len(report.replaced) == 16 and report.mixer == name
+    assert all(isinstance(model.layer1[0].conv2, miziha.MIXERS[name]) for _ in [0])
+    optimizer = paddle.optimizer.SGD(0.01, parameters=model.parameters())
+    loss = nn.functional.cross_entropy(model(paddle.randn([2, 3, 32, 32])),
+                                       paddle.to_tensor([[1], [3]]))
+    loss.backward()
+    optimizer.step()
+    assert np.isfinite(float(loss))
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_every_mixer_has_a_resnet50_and_a_unet(name):
+    model = miziha.create_model(f"{name}_resnet50", num_classes=3)
+    assert isinstance(model.stages[1][0].conv2, miziha.MIXERS[name])
+    assert model(paddle.randn([1, 3, 32, 32])).shape == [1, 3]
+    unet = miziha.create_model(f"{name}_unet", num_classes=2, widths=(16, 32))
+    assert unet(paddle.randn([1, 3, 10, 9])).shape == [1, 2, 10, 9]
