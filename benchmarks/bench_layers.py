@@ -1,6 +1,13 @@
-"""SwinT against the 3x3 Conv2D it replaces: forward and forward+backward time.
+"""Every mixer against the 3x3 Conv2D it replaces: forward and forward+backward time.
 
-Usage: python benchmarks/bench_layers.py [--repeats N] [--batch B] [--output FILE]
+Usage: python benchmarks/bench_layers.py [--repeats N] [--mixer-repeats N] [--batch B]
+                                         [--mixers NAME ...] [--output FILE]
+
+First table: each mixer of ``miziha.MIXERS`` (default options, ``in == out`` channels)
+against ``Conv2D(C, C, 3, padding=1)`` at C=64 56x56, 128/28, 256/14, interleaved in one
+process: forward (no_grad) and forward+backward medians, MACs from ``miziha.flops``, the
+time ratio to the conv and the MAC ratio. Targets of the mixer issue: forward+backward
+time ratio at most 1.5x the MAC ratio, and at most 6x, at every setting.
 
 For each setting, the two layers are timed in one process, interleaved, and the medians
 and their ratio are reported: forward under ``paddle.no_grad`` (inference), forward+backward
@@ -34,6 +41,8 @@ SETTINGS = [(64, 56, 4), (128, 28, 8), (256, 14, 16)]
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "layers.json"
 #: Ratio ceilings at the first setting (C=64, 56x56, 4 heads).
 TARGETS = {"ratio_fwd": 5.0, "ratio_fwdbwd": 6.0}
+#: Mixer targets: fwd+bwd time ratio <= MIXER_MAC_FACTOR * MAC ratio and <= MIXER_CEILING.
+MIXER_MAC_FACTOR, MIXER_CEILING = 1.5, 6.0
 #: (channels, map side, heads, downsample) for the sub-batching comparison.
 SUB_BATCH_SETTINGS = [(64, 56, 4, False), (128, 56, 8, True)]
 
@@ -81,6 +90,32 @@ def bench_setting(channels: int, side: int, heads: int, batch: int, repeats: int
     }
 
 
+def bench_mixer(name: str, channels: int, side: int, batch: int, repeats: int,
+                warmup: int) -> dict:
+    """One mixer against the conv at one setting."""
+    paddle.seed(0)
+    mixer = miziha.MIXERS[name](channels, channels)
+    conv = nn.Conv2D(channels, channels, 3, padding=1)
+    x = paddle.randn([batch, channels, side, side])
+    x_grad = x.detach()
+    x_grad.stop_gradient = False
+    times = interleaved({"mixer_fwd": forward_only(mixer, x), "conv_fwd": forward_only(conv, x),
+                         "mixer_fwdbwd": forward_backward(mixer, x_grad),
+                         "conv_fwdbwd": forward_backward(conv, x_grad)},
+                        repeats=repeats, warmup=warmup)
+    med = {case: median(values) for case, values in times.items()}
+    (row,) = miziha.flops(nn.Sequential(mixer), [batch, channels, side, side]).rows
+    mac_ratio = row.macs / row.conv_macs
+    ratio_fwdbwd = med["mixer_fwdbwd"] / med["conv_fwdbwd"]
+    return {"mixer": name, "class": type(mixer).__name__, "batch": batch,
+            "channels": channels, "height": side, "width": side, "macs": row.macs,
+            "conv_macs": row.conv_macs, "mac_ratio": mac_ratio, "median_ms": med,
+            "ratio_fwd": med["mixer_fwd"] / med["conv_fwd"], "ratio_fwdbwd": ratio_fwdbwd,
+            "target": min(MIXER_MAC_FACTOR * mac_ratio, MIXER_CEILING),
+            "met": ratio_fwdbwd <= min(MIXER_MAC_FACTOR * mac_ratio, MIXER_CEILING),
+            "times_ms": times}
+
+
 def with_chunk_bytes(step, chunk_bytes):
     """``step`` run with :data:`miziha.cpu.BATCH_CHUNK_BYTES` set to ``chunk_bytes``."""
     def run():
@@ -114,10 +149,43 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per case")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs per case first")
     parser.add_argument("--batch", type=int, default=8, help="batch size")
+    parser.add_argument("--mixer-repeats", type=int, default=5,
+                        help="timed runs per case of the mixer table")
+    parser.add_argument("--mixers", nargs="*", default=sorted(miziha.MIXERS),
+                        choices=sorted(miziha.MIXERS), help="mixers of the first table")
+    parser.add_argument("--skip-swint", action="store_true",
+                        help="only the mixer table (no SwinT recompute / sub-batch tables)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.batch < 1 or args.warmup < 0:
-        parser.error("--repeats and --batch must be >= 1, --warmup >= 0")
+    if min(args.repeats, args.mixer_repeats, args.batch) < 1 or args.warmup < 0:
+        parser.error("--repeats, --mixer-repeats and --batch must be >= 1, --warmup >= 0")
+
+    mixers = []
+    for channels, side, _ in SETTINGS:
+        for name in args.mixers:
+            print(f"timing {name} vs Conv2D, C={channels} {side}x{side} ...", flush=True)
+            mixers.append(bench_mixer(name, channels, side, args.batch, args.mixer_repeats,
+                                      args.warmup))
+    meta = metadata()
+    print(f"\nB={args.batch}, median of {args.mixer_repeats} interleaved runs; Paddle "
+          f"{meta['paddle']} on {meta['device']} ({meta['cpu']}, {meta['cpu_count']} cores), "
+          f"{meta['omp_num_threads']} compute thread(s) (OMP_NUM_THREADS)\n")
+    print(markdown_table(
+        ["mixer", "C", "map", "MAC ratio", "Conv2D fwd ms", "fwd ms", "ratio",
+         "Conv2D fwd+bwd ms", "fwd+bwd ms", "ratio", "target", "met"],
+        [[r["mixer"], f"{r['channels']}", f"{r['height']}x{r['width']}",
+          f"{r['mac_ratio']:.2f}x", f"{r['median_ms']['conv_fwd']:.1f}",
+          f"{r['median_ms']['mixer_fwd']:.1f}", f"{r['ratio_fwd']:.2f}x",
+          f"{r['median_ms']['conv_fwdbwd']:.1f}", f"{r['median_ms']['mixer_fwdbwd']:.1f}",
+          f"{r['ratio_fwdbwd']:.2f}x", f"<= {r['target']:.2f}x",
+          "met" if r["met"] else "MISSED"] for r in mixers]))
+    if args.skip_swint:
+        payload = {"benchmark": "bench_layers", "meta": meta, "batch": args.batch,
+                   "mixer_repeats": args.mixer_repeats, "warmup": args.warmup,
+                   "mixers": mixers}
+        write_json(args.output, payload)
+        print(f"\nwrote {args.output}")
+        return payload
 
     results = []
     for channels, side, heads in SETTINGS:
@@ -130,7 +198,6 @@ def main(argv=None) -> dict:
               flush=True)
         sub_batches.append(bench_sub_batches(channels, side, heads, downsample, args.batch,
                                              args.repeats, args.warmup))
-    meta = metadata()
     rows = [[f"{r['channels']}", f"{r['height']}x{r['width']}", f"{r['num_heads']}",
              f"{r['median_ms']['conv_fwd']:.1f}", f"{r['median_ms']['swint_fwd']:.1f}",
              f"{r['ratio_fwd']:.2f}x", f"{r['median_ms']['conv_fwdbwd']:.1f}",
@@ -160,7 +227,8 @@ def main(argv=None) -> dict:
         f"{key} {t['measured']:.2f}x <= {t['ceiling']}x: {'met' if t['met'] else 'MISSED'}"
         for key, t in targets.items()))
     payload = {"benchmark": "bench_layers", "meta": meta, "repeats": args.repeats,
-               "warmup": args.warmup, "targets": targets, "results": results,
+               "mixer_repeats": args.mixer_repeats, "warmup": args.warmup,
+               "mixers": mixers, "targets": targets, "results": results,
                "sub_batches": sub_batches}
     write_json(args.output, payload)
     print(f"\nwrote {args.output}")

@@ -8,8 +8,9 @@ from .flops import FlopsReport, flops
 from .mixer import TokenMixer
 from .mixers import MIXERS
 from .models import create_model, list_models
+from .pale import PaleT
 from .swint import SwinT
 
-__all__ = ["SwinT", "CSWinT", "TokenMixer", "MIXERS", "replace_conv", "swinify", "ReplaceReport",
+__all__ = ["SwinT", "PaleT", "CSWinT", "TokenMixer", "MIXERS", "replace_conv", "swinify", "ReplaceReport",
            "flops", "FlopsReport", "models", "create_model", "list_models"]
 __version__ = "0.2.0"

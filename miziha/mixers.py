@@ -7,12 +7,13 @@ from typing import Dict, Type
 
 from .cswin import CSWinT
 from .mixer import TokenMixer
+from .pale import PaleT
 from .swint import SwinT
 
 __all__ = ["MIXERS", "mixer_class"]
 
 #: Name -> layer class; each takes ``(in_channels, out_channels, ...)`` as ``nn.Conv2D``.
-MIXERS: Dict[str, Type[TokenMixer]] = {"swin": SwinT, "cswin": CSWinT}
+MIXERS: Dict[str, Type[TokenMixer]] = {"swin": SwinT, "pale": PaleT, "cswin": CSWinT}
 
 
 def mixer_class(name: str) -> Type[TokenMixer]:

@@ -160,7 +160,7 @@ def _even_heads(channels: int, num_heads: Optional[int]) -> int:
         raise ValueError(f"in_channels must be even (half the channels attend along rows, "
                          f"half along columns), got {channels}")
     if num_heads is None:
-        return 2 * checks.default_num_heads(channels // 2)
+        return checks.two_branch_heads(channels)
     num_heads = checks.heads(channels, num_heads)
     if num_heads % 2:
         raise ValueError(f"num_heads must be even (half the heads attend along rows, half "
@@ -211,6 +211,11 @@ class PaleT(TokenMixer):
         depth: number of blocks.
         data_format, use_recompute: see :class:`~miziha.mixer.TokenMixer`.
     """
+
+    @classmethod
+    def default_heads(cls, channels: int, head_dim: int = 32) -> int:
+        """Even: half the heads on rows, half on columns."""
+        return checks.two_branch_heads(channels, head_dim)
 
     def __init__(self, in_channels: int, out_channels: int,
                  input_resolution: Optional[IntPair] = None, num_heads: Optional[int] = None,
