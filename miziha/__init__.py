@@ -3,7 +3,9 @@
 
 from . import models
 from .convert import ReplaceReport, replace_conv, swinify
+from .asmlp import ASMLPT
 from .cswin import CSWinT
+from .cyclemlp import CycleMLPT
 from .flops import FlopsReport, flops
 from .mixer import TokenMixer
 from .mixers import MIXERS
@@ -11,6 +13,6 @@ from .models import create_model, list_models
 from .pale import PaleT
 from .swint import SwinT
 
-__all__ = ["SwinT", "PaleT", "CSWinT", "TokenMixer", "MIXERS", "replace_conv", "swinify", "ReplaceReport",
+__all__ = ["SwinT", "PaleT", "CSWinT", "CycleMLPT", "ASMLPT", "TokenMixer", "MIXERS", "replace_conv", "swinify", "ReplaceReport",
            "flops", "FlopsReport", "models", "create_model", "list_models"]
 __version__ = "0.2.0"

@@ -3,10 +3,11 @@
 Cycle FC is a per-channel spatial shift followed by a 1x1 channel mix (the official code
 runs it as a deformable convolution with fixed integer offsets): channel ``c`` is read
 ``d(c) = (c + 1) % 3 - 1`` pixels along W (``sfc_h``, pseudo-kernel 1x3) or along H
-(``sfc_w``, 3x1), zero off the map. Here the normalised map's channels are reordered once
-so that equal offsets are contiguous, each Cycle FC shifts three slices
-(:func:`miziha.shifts.shift_channels`) and multiplies by its weight with the columns in
-that order; the stored weight keeps the official ``[out, in, 1, 1]`` layout.
+(``sfc_w``, 3x1), zero off the map. Here one gather (:mod:`miziha.shifts`) lays the map
+shifted along W, shifted along H and unshifted side by side, and the split-attention
+weighted sum of the three branches is one batched matmul of that by the three 1x1 weights
+scaled per image (:class:`CycleMLP`); the stored weights keep the official layouts
+(``sfc_*.weight [out, in, 1, 1]``, ``mlp_c`` a Linear ``[in, out]``).
 
 Official checkpoints also hold the fixed ``attn.sfc_h.offset`` / ``attn.sfc_w.offset``
 buffers (``[1, 2C, 1, 1]``, the (dy, dx) pair of each channel); they are not parameters
