@@ -20,15 +20,14 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from . import checks
+from . import checks, swin_blocks
 from .cpu import eager_on_cpu
 from .geometry import size_cached
 from .layers import DropPath
 from .mixer import IntPair, TokenMixer
 from .shapes import Size, shape_of
 from .shifts import chunk_offsets, one_slot, shift_index, take
-from .windows import merge_tables
-from .workarounds import Affine, pad_bottom_right
+from .workarounds import Affine
 
 __all__ = ["ASMLPT", "AxialShiftedBlock", "AxialShift", "PatchMerging", "GroupNorm1",
            "Conv1x1", "ShiftGeometry"]
@@ -183,7 +182,7 @@ class AxialShiftedBlock(nn.Layer):
         return x + self.drop_path(self.drop(self.mlp.fc2(hidden)))
 
 
-class PatchMerging(nn.Layer):
+class PatchMerging(swin_blocks.PatchMerging):
     """AS-MLP's patch merging: concatenate each 2x2 neighbourhood (Swin's order (0,0), (1,0),
     (0,1), (1,1)), ``GroupNorm(1, 4C)``, 1x1 conv to ``out_dim`` without bias.
 
@@ -194,26 +193,9 @@ class PatchMerging(nn.Layer):
     """
 
     def __init__(self, dim: int, out_dim: int) -> None:
-        super().__init__()
-        self.dim = dim
-        self.out_dim = out_dim
+        super().__init__(dim, out_dim)
         self.norm = GroupNorm1(4 * dim)
         self.reduction = Conv1x1(4 * dim, out_dim, bias=False)
-
-    def forward(self, x: paddle.Tensor, height: Size, width: Size) -> paddle.Tensor:
-        """Args: x ``[B, H, W, C]``; height, width: ``H``, ``W`` (ints or 0-D tensors).
-
-        Returns: ``[B, ceil(H/2), ceil(W/2), out_dim]``.
-        """
-        x = pad_bottom_right(x, 2, height, width, height_axis=1)
-        half_h, half_w = (height + 1) // 2, (width + 1) // 2
-        order = merge_tables(2 * half_h, 2 * half_w, like=x)
-        x = paddle.index_select(x.reshape([0, -1, self.dim]), order, axis=1)
-        x = x.reshape([0, half_h, half_w, 4 * self.dim])
-        return self.reduction(self.norm(x, affine=False), self.norm.affine_terms)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}, out_dim={self.out_dim}"
 
 
 class ASMLPT(TokenMixer):

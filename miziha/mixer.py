@@ -23,7 +23,7 @@ Blocks are called as ``block(tokens [B, H*W, C], geometry)``; the downsampling l
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
 import paddle
 import paddle.nn as nn

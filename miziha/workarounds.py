@@ -1,7 +1,9 @@
-"""Every place where miziha works around a problem of Paddle (3.3.1, CPU wheel), in one
-module. Each entry names the problem as measured; ``tests/test_workarounds.py`` has, for
-each, a check marked ``xfail`` (not strict) that shows the problem in the installed Paddle:
-when an upgrade fixes one, that check reports XPASS, and the entry here can go.
+"""Every place where miziha works around a problem of Paddle (3.3.1, CPU wheel): the index is
+this docstring; entries 1-3 and 5 live in this module, the others name the module that
+holds them. Each entry names the problem as measured; ``tests/test_workarounds.py`` has,
+for entries 1-4 and 9, a check marked ``xfail`` (not strict) that shows the problem in the
+installed Paddle: when an upgrade fixes one, that check reports XPASS, and the entry here
+can go.
 
 1. :class:`LayerNorm`. Paddle 3.3's CPU ``layer_norm`` backward leaves the weight out of
    the input gradient whenever the weight's own gradient is not computed (a frozen weight,
@@ -29,7 +31,16 @@ when an upgrade fixes one, that check reports XPASS, and the entry here can go.
    reads an NHWC conv's input as NCHW ("input's channels is 14, the input's shape is
    [2, 14, 14, 16] ... data_format is NHWC"); ``jit.load`` and eager mode are right.
    To drop it: build the convs with ``data_format="NHWC"`` and call them directly.
-6. Devices are compared as strings (:func:`miziha.cpu.place_key`), not with
+6. Integer index arithmetic uses tensors only (:func:`miziha.shifts.shift_index`): an
+   int64 tensor times or plus a Python number becomes a ``scale`` op, which Paddle 3.3's
+   oneDNN inference kernel ignores for int64 (wrong tables in ``paddle.inference``).
+7. ``GroupNorm(1, C)`` runs as ``layer_norm`` over each flattened sample
+   (:class:`miziha.asmlp.GroupNorm1`): oneDNN's inference ``layer_norm`` takes the last
+   axis only.
+8. A batched ``matmul`` whose weight is broadcast over the batch (``[B, 2, N, K] @
+   [2, K, C]``) fails in backward on CPU ("Input dimension size should be equal to 2"), so
+   :mod:`miziha.asmlp` expands the weight first.
+9. Devices are compared as strings (:func:`miziha.cpu.place_key`), not with
    ``place.is_cpu_place()``, which breaks SOT's to_static in some forwards (Paddle 3.3,
    ``UnboundLocalError`` in its generated code).
 
