@@ -109,7 +109,7 @@ def test_bad_arguments():
         swinify(nn.Sequential(), downsample=True)
     with pytest.raises(TypeError, match="filter must be a callable"):
         swinify(nn.Sequential(), filter="layer4")
-    with pytest.raises(ValueError, match=r"mixer must be one of \['swin'"):
+    with pytest.raises(ValueError, match=r"mixer must be one of \['asmlp', .*got 'conv'"):
         miziha.replace_conv(nn.Sequential(), mixer="conv")
 
 
