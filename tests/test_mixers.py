@@ -8,7 +8,7 @@ import pytest
 
 import miziha
 from miziha.export import Predictor, save_for_inference
-from conftest import randomize
+from conftest import load_example, randomize
 
 MIXERS = sorted(miziha.MIXERS)
 
@@ -134,3 +134,12 @@ def test_every_mixer_has_a_resnet50_and_a_unet(name):
     assert model(paddle.randn([1, 3, 32, 32])).shape == [1, 3]
     unet = miziha.create_model(f"{name}_unet", num_classes=2, widths=(16, 32))
     assert unet(paddle.randn([1, 3, 10, 9])).shape == [1, 2, 10, 9]
+
+
+def test_receptive_field_picture_shows_cswin_cross(tmp_path):
+    module = load_example("receptive_fields")
+    shade = module.receptive_field("cswin", dict(split_size=7), 0)
+    cross = np.zeros((28, 28), dtype=bool)
+    cross[7:14, :] = cross[:, 7:14] = True  # the token (13, 13): its horizontal and vertical stripe
+    assert (shade[cross] > module.FLOOR).all() and (shade[~cross] == module.FLOOR).all()
+    assert module.main(["--output", str(tmp_path / "fields.png")]).stat().st_size > 10_000

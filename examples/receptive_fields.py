@@ -1,0 +1,84 @@
+"""What one token sees in one block of each mixer: the input positions that the centre
+output token of a block depends on, drawn from the layers themselves (gradients).
+
+Writes docs/receptive_fields.png (or --output). Each panel is a 28x28 map; the marked
+token is the output of the block's residual branches (block(x) - x), and the shade of an
+input is log10 of its gradient over the largest, from -6 (white) to 0 (dark). Faint cells
+everywhere are what reaches every token through per-sample statistics (AS-MLP's
+GroupNorm(1, C), CycleMLP's pooled branch weights). Swin shows its plain and its shifted
+block.
+
+  python examples/receptive_fields.py
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import paddle
+
+import miziha
+
+#: Panel title -> (mixer, options, block index).
+PANELS: Dict[str, Tuple[str, dict, int]] = {
+    "Swin W-MSA (window 7)": ("swin", dict(window_size=7), 0),
+    "Swin SW-MSA (shifted)": ("swin", dict(window_size=7), 1),
+    "Pale (pale_size 7)": ("pale", dict(pale_size=7), 0),
+    "CSWin (split_size 7)": ("cswin", dict(split_size=7), 0),
+    "CycleMLP": ("cyclemlp", {}, 0),
+    "AS-MLP (shift_size 5)": ("asmlp", dict(shift_size=5), 0),
+}
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "receptive_fields.png"
+
+
+#: Shades below this log10 ratio to the largest gradient are white.
+FLOOR = -6.0
+
+
+def receptive_field(mixer: str, options: dict, block: int, size: int = 28,
+                    token: Tuple[int, int] = (13, 13), channels: int = 16) -> np.ndarray:
+    """``[size, size]``: log10 of each input's gradient over the largest (at least
+    :data:`FLOOR`) for output ``token`` of the residual branches of block ``block`` of a
+    ``miziha.MIXERS[mixer]`` layer."""
+    paddle.seed(0)
+    layer = miziha.MIXERS[mixer](channels, channels, **options)
+    layer.eval()
+    x = paddle.randn([1, size * size, channels])
+    x.stop_gradient = False
+    out = layer.blocks[block](x, layer.layout(size, size)[block]) - x
+    out.reshape([size, size, channels])[token[0], token[1]].sum().backward()
+    grad = np.abs(x.grad.numpy()).sum(-1).reshape(size, size)
+    return np.maximum(np.log10(grad / grad.max() + 1e-30), FLOOR)
+
+
+def main(argv: List[str] = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="PNG file")
+    args = parser.parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(PANELS), figsize=(3 * len(PANELS), 3.3))
+    for axis, (title, (mixer, options, block)) in zip(axes, PANELS.items()):
+        shade = receptive_field(mixer, options, block)
+        axis.imshow(shade, cmap="Blues", vmin=FLOOR, vmax=0.0)
+        axis.plot(13, 13, marker="s", color="C3", markersize=4)
+        strong = int((shade >= -2).sum())
+        axis.set_title(f"{title}\n{strong} of {shade.size} inputs >= 1% of max", fontsize=9)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.tight_layout()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(args.output, dpi=100)
+    plt.close(figure)
+    print(f"wrote {args.output}")
+    return args.output
+
+
+if __name__ == "__main__":
+    main()
