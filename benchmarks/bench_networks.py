@@ -1,7 +1,8 @@
-"""SwinResNet50 against ResNet50 (same head): training steps, peak memory, exported inference.
+"""SwinResNet50 against ResNet50 (same head): training steps, peak memory, exported inference;
+and every mixer's ``<mixer>_resnet50`` step against ResNet50's.
 
 Usage: python benchmarks/bench_networks.py [--sizes 224 32] [--batch 8] [--repeats 5]
-                                           [--warmup 3]
+                                           [--warmup 3] [--mixers NAME ...]
                                            [--skip-memory] [--skip-inference] [--output FILE]
 
 1. Training step (forward, cross-entropy, backward, Momentum update) on one fixed random
@@ -11,7 +12,10 @@ Usage: python benchmarks/bench_networks.py [--sizes 224 32] [--batch 8] [--repea
    read (``VmHWM``) after two, and the resident size before the steps is subtracted.
    Paddle reports no allocator peak on CPU, hence the process figure. SwinResNet50 is
    measured with and without ``use_recompute``.
-3. Inference: each network saved with ``miziha.export.save_for_inference`` (dynamic sizes)
+3. Mixers: ``<mixer>_resnet50`` for every mixer of ``miziha.MIXERS`` (``--mixers``) and
+   ResNet50, training steps interleaved in one process at each size; the step-time ratio to
+   ResNet50 next to the MAC ratio (``miziha.flops`` at batch 1).
+4. Inference: each network saved with ``miziha.export.save_for_inference`` (dynamic sizes)
    and run through ``paddle.inference`` (oneDNN, Paddle's default CPU config), interleaved;
    images per second.
 
@@ -36,9 +40,11 @@ import paddle.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, markdown_table, median, metadata, write_json  # noqa: E402
 
-from miziha.experiments.runtime import current_runtime  # noqa: E402
+from miziha.experiments.runtime import (current_runtime, process_memory_mb,  # noqa: E402
+                                       reset_resident_peak)
 from miziha.experiments.trainer import train_step  # noqa: E402
 from miziha.export import Predictor, save_for_inference  # noqa: E402
+import miziha  # noqa: E402
 from miziha.models import create_model  # noqa: E402
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "networks.json"
@@ -80,25 +86,33 @@ def bench_training(size: int, batch: int, repeats: int, warmup: int) -> dict:
             "ratio": med["swin_resnet50"] / med["resnet50"], "times_ms": times}
 
 
-def _status_mb(field: str) -> float:
-    """A ``kB`` field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
+def bench_mixer_networks(size: int, batch: int, repeats: int, warmup: int,
+                         mixers: List[str]) -> dict:
+    """``<mixer>_resnet50`` steps against ResNet50's, interleaved, with MAC ratios."""
+    names = ["resnet50"] + [f"{mixer}_resnet50" for mixer in mixers]
+    steps, macs = {}, {}
+    for name in names:
+        paddle.seed(0)
+        model = create_model(name, num_classes=NUM_CLASSES)
+        macs[name] = miziha.flops(model, [3, size, size]).total_macs
+        steps[name] = fixed_batch_step(model, batch, size)
+    times = interleaved(steps, repeats=repeats, warmup=warmup)
+    med = {name: median(values) for name, values in times.items()}
+    return {"input_size": size, "batch": batch, "median_ms": med, "macs": macs,
+            "ratio": {name: med[name] / med["resnet50"] for name in names[1:]},
+            "mac_ratio": {name: macs[name] / macs["resnet50"] for name in names[1:]},
+            "times_ms": times}
 
 
 def child_memory(name: str, size: int, batch: int) -> dict:
     """Run in a fresh process: resident memory before the first step and the peak over two."""
     paddle.seed(0)
     step = fixed_batch_step(build(name), batch, size)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak resident size (VmHWM) to the current one
-    before = _status_mb("VmRSS")
+    reset_resident_peak()  # the peak resident size (VmHWM) starts from the current one
+    before = process_memory_mb("VmRSS")
     for _ in range(2):
         step()
-    peak = _status_mb("VmHWM")
+    peak = process_memory_mb("VmHWM")
     return {"network": name, "input_size": size, "batch": batch,
             "resident_before_mb": before, "peak_resident_mb": peak, "step_peak_mb": peak - before}
 
@@ -137,6 +151,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--warmup", type=int, default=3,
                         help="untimed training steps per network first (the first steps "
                              "are slower while the heap grows)")
+    parser.add_argument("--mixers", nargs="*", default=sorted(miziha.MIXERS),
+                        choices=sorted(miziha.MIXERS),
+                        help="mixers whose <mixer>_resnet50 is timed against ResNet50")
+    parser.add_argument("--mixer-repeats", type=int, default=3,
+                        help="timed steps per network in the mixer part")
+    parser.add_argument("--skip-training", action="store_true",
+                        help="no SwinResNet50 vs ResNet50 training part")
     parser.add_argument("--skip-memory", action="store_true", help="no memory part")
     parser.add_argument("--skip-inference", action="store_true", help="no inference part")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file")
@@ -151,11 +172,17 @@ def main(argv=None) -> dict:
     meta = metadata()
     payload = {"benchmark": "bench_networks", "meta": meta, "repeats": args.repeats,
                "warmup": args.warmup,
-               "training": [], "memory": [], "inference": []}
+               "mixer_repeats": args.mixer_repeats,
+               "training": [], "mixers": [], "memory": [], "inference": []}
     for size in args.sizes:
-        print(f"training steps @{size} ...", flush=True)
-        payload["training"].append(bench_training(size, args.batch, args.repeats,
-                                                         args.warmup))
+        if not args.skip_training:
+            print(f"training steps @{size} ...", flush=True)
+            payload["training"].append(bench_training(size, args.batch, args.repeats,
+                                                      args.warmup))
+        if args.mixers:
+            print(f"mixer networks' training steps @{size} ...", flush=True)
+            payload["mixers"].append(bench_mixer_networks(size, args.batch, args.mixer_repeats,
+                                                          min(args.warmup, 1), args.mixers))
     if not args.skip_memory:
         print(f"memory @{args.sizes[0]} ...", flush=True)
         payload["memory"] = bench_memory(args.sizes[0], args.batch)
@@ -170,11 +197,19 @@ def main(argv=None) -> dict:
           f"{args.warmup} training warm-up steps; Paddle "
           f"{meta['paddle']} on {meta['device']} ({meta['cpu']}, {meta['cpu_count']} cores), "
           f"{meta['omp_num_threads']} compute thread(s) (OMP_NUM_THREADS)\n")
-    print(markdown_table(
-        ["input", "ResNet50 step ms", "SwinResNet50 step ms", "ratio"],
-        [[f"{r['input_size']}", f"{r['median_ms']['resnet50']:.0f}",
-          f"{r['median_ms']['swin_resnet50']:.0f}", f"{r['ratio']:.2f}x"]
-         for r in payload["training"]]))
+    if payload["mixers"]:
+        print(markdown_table(
+            ["network", "input", "step ms", "ResNet50 step ms", "time ratio", "MAC ratio"],
+            [[name, f"{r['input_size']}", f"{r['median_ms'][name]:.0f}",
+              f"{r['median_ms']['resnet50']:.0f}", f"{r['ratio'][name]:.2f}x",
+              f"{r['mac_ratio'][name]:.2f}x"]
+             for r in payload["mixers"] for name in r["ratio"]]) + "\n")
+    if payload["training"]:
+        print(markdown_table(
+            ["input", "ResNet50 step ms", "SwinResNet50 step ms", "ratio"],
+            [[f"{r['input_size']}", f"{r['median_ms']['resnet50']:.0f}",
+              f"{r['median_ms']['swin_resnet50']:.0f}", f"{r['ratio']:.2f}x"]
+             for r in payload["training"]]))
     if payload["memory"]:
         print("\n" + markdown_table(
             ["network", "input", "peak RSS MB", "step peak over start MB"],

@@ -137,12 +137,98 @@ def test_quick_preset_and_explicit_options(tmp_path):
     module = load_example("cifar10_compare")
     options = module.parse_options(["--quick", "--epochs", "1", "--output", str(tmp_path)])
     assert options.dataset == "digits" and options.config.epochs == 1
+    assert options.recipe == "modern" and options.config.optimizer == "adamw"
+    assert (options.config.lr, options.config.augment) == (2e-3, False)  # the demo's own
+    assert options.config.label_smoothing == 0.1  # from the recipe
     assert [s.name for s in options.specs] == ["swin_resnet50@32", "resnet50@32"]
     assert [s.name for s in options.speed_specs] == ["swin_resnet50@224", "resnet50@224"]
     defaults = module.parse_options([])
-    assert defaults.config == TrainConfig()  # the reference protocol
+    assert defaults.config == TrainConfig() and defaults.recipe == "reference"
     assert [s.name for s in defaults.specs] == ["swin_resnet50@224", "resnet50@224",
                                                  "resnet50@32", "swin_resnet50@32"]
+
+
+def test_recipes_resolve_and_explicit_options_win():
+    module = load_example("cifar10_compare")
+    modern = module.parse_options(["--recipe", "modern"]).config
+    assert (modern.optimizer, modern.schedule, modern.weight_decay) == ("adamw", "cosine", 0.05)
+    assert (modern.label_smoothing, modern.droppath, modern.augment) == (0.1, 0.1, True)
+    assert modern.warmup_epochs == pytest.approx(40 / 15)  # 1/15 of the epochs, as Swin's
+    assert (modern.epochs, modern.batch_size) == (40, 80)
+    mixed = module.parse_options(["--recipe", "modern", "--lr", "0.5", "--no-augment",
+                                  "--optimizer", "momentum"]).config
+    assert (mixed.lr, mixed.augment, mixed.optimizer, mixed.schedule) == \
+        (0.5, False, "momentum", "cosine")
+    quick_reference = module.parse_options(["--quick", "--recipe", "reference"])
+    assert quick_reference.recipe == "reference"
+    assert quick_reference.config.optimizer == "momentum"
+    assert quick_reference.config.lr == 2e-3  # the demo's values still sit above the recipe
+
+
+def test_learning_rate_schedule():
+    from miziha.experiments.trainer import learning_rate
+    config = TrainConfig(epochs=4, lr=1.0, schedule="cosine", warmup_epochs=1)
+    rates = [learning_rate(config, step, 10) for step in range(40)]
+    np.testing.assert_allclose(rates[:10], np.arange(1, 11) / 10)  # linear warm-up
+    assert rates[10] == pytest.approx(1.0) and rates[-1] < 0.01
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))  # cosine never rises
+    assert learning_rate(TrainConfig(lr=0.3), 123, 10) == 0.3
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"warmup_epochs must be in \[0, epochs=2\]"):
+        TrainConfig(epochs=2, warmup_epochs=3)
+
+
+def test_label_smoothing_is_torchs():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((6, 5))
+    labels = np.array([0, 1, 2, 3, 4, 0])
+    target = np.full((6, 5), 0.1 / 5)
+    target[np.arange(6), labels] += 0.9
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    expected = -(target * log_p).sum(1).mean()
+    loss = ClassificationMetrics.loss(paddle.to_tensor(logits, dtype="float32"),
+                                      paddle.to_tensor(labels), 0.1)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_seeds_give_mean_spread_verdicts_and_cpu_memory(tmp_path):
+    module = load_example("cifar10_compare")
+    out = tmp_path / "seeds"
+    assert module.main(["--dataset", "digits", "--models", "swin_resnet50@16", "resnet50@16",
+                        "--seeds", "2", "--recipe", "modern", "--epochs", "1",
+                        "--batch-size", "8", "--limit-train", "16", "--limit-test", "16",
+                        "--warmup-steps", "0", "--output", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [(r["model"], r["seed"]) for r in results["models"]] == [
+        ("swin_resnet50@16", 0), ("swin_resnet50@16", 1), ("resnet50@16", 0),
+        ("resnet50@16", 1)]
+    assert results["models"][0]["droppath"] == 0.1 and results["models"][2]["droppath"] == 0.0
+    assert all(r["peak_memory_mb"] > 0 for r in results["models"])  # CPU memory
+    meta = results["metadata"]
+    assert (meta["recipe"], meta["seeds"], meta["optimizer"], meta["label_smoothing"]) == \
+        ("modern", 2, "adamw", 0.1)
+    swin = results["summary"][0]
+    assert swin["model"] == "swin_resnet50@16" and len(swin["values"]) == 2
+    assert swin["mean"] == pytest.approx(np.mean(swin["values"]))
+    assert swin["std"] == pytest.approx(np.std(swin["values"], ddof=1))
+    (verdict,) = results["verdicts"]
+    assert verdict.startswith("swin_resnet50@16 - resnet50@16: ")
+    assert "points top-1, 2 seeds; " in verdict and "x the time per batch" in verdict
+    markdown = (out / "results.md").read_text()
+    assert markdown.rstrip().endswith(verdict) and "n/a" not in markdown
+    assert (out / "comparison.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_digits_split_is_fixed_and_stratified():
+    from miziha.experiments.data import load_digits
+    train, test = load_digits()
+    again, _ = load_digits()
+    assert (len(train), len(test)) == (1438, 359)
+    np.testing.assert_array_equal(train.labels, again.labels)
+    train_share = np.bincount(train.labels) / np.bincount(np.concatenate([train.labels,
+                                                                          test.labels]))
+    assert np.abs(train_share - 0.8).max() < 0.01
 
 
 def test_bad_options_are_clear(capsys):
@@ -156,7 +242,7 @@ def test_bad_options_are_clear(capsys):
 
 
 def _state(out):
-    path = out / "checkpoints" / "resnet50_32" / "state.json"
+    path = out / "checkpoints" / "resnet50_32-seed0" / "state.json"
     try:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -165,7 +251,8 @@ def _state(out):
 
 def test_resume_after_a_kill_finishes_every_epoch_like_an_uninterrupted_run(tmp_path):
     args = ["examples/cifar10_compare.py", "--dataset", "digits", "--models", "resnet50@32",
-            "--epochs", "3", "--batch-size", "8", "--limit-train", "48", "--limit-test", "16"]
+            "--epochs", "3", "--batch-size", "8", "--limit-train", "48", "--limit-test", "16",
+            "--recipe", "modern", "--seeds", "2"]
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     process = subprocess.Popen([sys.executable, *args, "--output", str(killed)], cwd=ROOT,
@@ -182,13 +269,17 @@ def test_resume_after_a_kill_finishes_every_epoch_like_an_uninterrupted_run(tmp_
     assert f"resuming after epoch {done} of 3" in resumed.stdout
     whole = run_cli(*args, "--output", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
-    first = json.loads((killed / "results.json").read_text())["models"][0]
-    second = json.loads((tmp_path / "whole" / "results.json").read_text())["models"][0]
-    assert [h["epoch"] for h in first["history"]] == [1, 2, 3]
-    np.testing.assert_allclose([h["train_loss"] for h in first["history"]],
-                               [h["train_loss"] for h in second["history"]], rtol=1e-4)
-    assert first["test_top1"] == pytest.approx(second["test_top1"])
-    assert len(list((killed / "checkpoints" / "resnet50_32").glob("epoch_*"))) == 2
+    resumed_runs = json.loads((killed / "results.json").read_text())["models"]
+    whole_runs = json.loads((tmp_path / "whole" / "results.json").read_text())["models"]
+    assert [r["seed"] for r in resumed_runs] == [0, 1]
+    for first, second in zip(resumed_runs, whole_runs):
+        assert [h["epoch"] for h in first["history"]] == [1, 2, 3]
+        np.testing.assert_allclose([h["train_loss"] for h in first["history"]],
+                                   [h["train_loss"] for h in second["history"]], rtol=1e-4)
+        assert first["test_top1"] == pytest.approx(second["test_top1"])
+    assert resumed_runs[0]["history"][0]["train_loss"] != \
+        resumed_runs[1]["history"][0]["train_loss"]  # the seeds differ
+    assert len(list((killed / "checkpoints" / "resnet50_32-seed0").glob("epoch_*"))) == 2
 
 
 def test_two_processes_with_paddle_distributed_launch(tmp_path):

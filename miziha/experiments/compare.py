@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import inspect
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from ..models import create_model, list_models
+import paddle.nn as nn
+
+from ..models import MODELS, create_model, list_models
 from .data import ArrayDataset, limit, load_cifar10, load_digits
 from .metrics import ClassificationMetrics
 from .report import run_metadata, write_results
@@ -60,6 +63,8 @@ class CompareOptions:
     speed_models: Sequence[str] = ()
     speed_batch: int = 8
     speed_steps: int = 3
+    seeds: int = 1
+    recipe: str = "reference"
     config: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
@@ -67,6 +72,8 @@ class CompareOptions:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if not self.models and not self.speed_models:
             raise ValueError("nothing to run: give at least one model or speed model")
+        if not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ValueError(f"seeds must be a positive int, got {self.seeds!r}")
         if self.speed_models and (self.speed_batch < 1 or self.speed_steps < 1):
             raise ValueError(f"speed_batch and speed_steps must be >= 1, got "
                              f"{self.speed_batch} and {self.speed_steps}")
@@ -75,10 +82,32 @@ class CompareOptions:
         self.output = Path(self.output)
 
 
+def takes_droppath(architecture: str) -> bool:
+    """Whether the registry's builder of ``architecture`` accepts ``droppath``."""
+    parameters = inspect.signature(MODELS[architecture]).parameters.values()
+    return any(p.name == "droppath" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def build(architecture: str, num_classes: int, config: TrainConfig) -> nn.Layer:
+    """The registry's ``architecture``, with the protocol's stochastic depth where it has
+    any."""
+    options = {"droppath": config.droppath} \
+        if config.droppath and takes_droppath(architecture) else {}
+    return create_model(architecture, num_classes=num_classes, **options)
+
+
+def protocol(config: TrainConfig) -> dict:
+    """Every resolved hyper-parameter of ``config`` but the seed, for the result files."""
+    values = asdict(config)
+    for key in ("seed", "amp"):  # the seeds are listed per run; AMP as it ran
+        values.pop(key)
+    return values
+
+
 def load_dataset(options: CompareOptions) -> Tuple[ArrayDataset, ArrayDataset]:
     """Train and test sets, limited as asked."""
     train, test = load_cifar10(options.data_file) if options.dataset == "cifar10" \
-        else load_digits(seed=options.config.seed)
+        else load_digits()
     return (limit(train, options.limit_train, options.config.seed),
             limit(test, options.limit_test, options.config.seed))
 
@@ -97,26 +126,30 @@ def run_comparison(options: CompareOptions,
         f"{runtime.world_size} process(es) on {runtime.device}")
     records = []
     for spec in options.specs:
-        records.append(train_model(
-            spec.name, lambda: create_model(spec.architecture, num_classes=train.num_classes),
-            train, test,
-            ClassificationMetrics, options.config, runtime, spec.input_size, options.output,
-            options.resume, options.overwrite, say))
-        records[-1]["architecture"] = spec.architecture
+        for i in range(options.seeds):
+            config = replace(options.config, seed=options.config.seed + i)
+            run = spec.name if options.seeds == 1 else f"{spec.name}-seed{config.seed}"
+            records.append(train_model(
+                run, lambda: build(spec.architecture, train.num_classes, config), train, test,
+                ClassificationMetrics, config, runtime, spec.input_size, options.output,
+                options.resume, options.overwrite, say))
+            records[-1].update(model=spec.name, architecture=spec.architecture,
+                               seed=config.seed,
+                               droppath=config.droppath if takes_droppath(spec.architecture)
+                               else 0.0)
     speed_records, tables = [], ""
     if runtime.is_main:  # speed-only runs are single-process timings; rank 0 writes
         for spec in options.speed_specs:
             speed_records.append(measure_train_speed(
                 spec.name,
-                lambda: create_model(spec.architecture, num_classes=train.num_classes), train,
+                lambda: build(spec.architecture, train.num_classes, options.config), train,
                 spec.input_size, options.speed_batch, options.speed_steps,
                 ClassificationMetrics, options.config, runtime, say))
         metadata = run_metadata(runtime, dataset=options.dataset, train_images=len(train),
-                                test_images=len(test), epochs=options.config.epochs,
-                                batch_size=options.config.batch_size,
-                                augment=options.config.augment)
+                                test_images=len(test), recipe=options.recipe,
+                                seeds=options.seeds, **protocol(options.config))
         tables = write_results(options.output, records, speed_records, metadata,
-                               title=f"SwinResNet vs ResNet50 on {options.dataset}")
+                               title=f"Comparison on {options.dataset}")
         say(tables)
         say(f"wrote {options.output}/results.json, results.md, comparison.png; VisualDL: "
             f"visualdl --logdir {options.output}/vdl")

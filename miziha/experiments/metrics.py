@@ -8,7 +8,20 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-__all__ = ["ClassificationMetrics", "SegmentationMetrics"]
+__all__ = ["ClassificationMetrics", "SegmentationMetrics", "smoothed_cross_entropy"]
+
+
+def smoothed_cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor, smoothing: float,
+                           axis: int) -> paddle.Tensor:
+    """Mean cross-entropy against ``(1 - smoothing)`` on the true class plus ``smoothing``
+    spread evenly over all classes (PyTorch's ``label_smoothing``); ``labels`` has a size-1
+    class axis. By hand: Paddle 3.3's ``F.cross_entropy(label_smoothing=...)`` has no CPU
+    kernel for integer labels (``label_smooth`` int64 not registered)."""
+    hard = F.cross_entropy(logits, labels, axis=axis)
+    if not smoothing:
+        return hard
+    uniform = -F.log_softmax(logits, axis=axis).mean(axis=axis).mean()
+    return (1.0 - smoothing) * hard + smoothing * uniform
 
 
 class ClassificationMetrics:
@@ -21,8 +34,9 @@ class ClassificationMetrics:
         self.sums = np.zeros(4)  # loss sum, top-1 hits, top-5 hits, samples
 
     @staticmethod
-    def loss(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
-        return F.cross_entropy(logits, labels.reshape([-1, 1]))
+    def loss(logits: paddle.Tensor, labels: paddle.Tensor,
+             label_smoothing: float = 0.0) -> paddle.Tensor:
+        return smoothed_cross_entropy(logits, labels.reshape([-1, 1]), label_smoothing, -1)
 
     def update(self, logits: paddle.Tensor, labels: paddle.Tensor) -> None:
         logits = logits.astype("float32")
@@ -52,8 +66,9 @@ class SegmentationMetrics:
         self.sums = np.zeros(2 + num_classes * num_classes)
 
     @staticmethod
-    def loss(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
-        return F.cross_entropy(logits, labels.unsqueeze(1), axis=1)
+    def loss(logits: paddle.Tensor, labels: paddle.Tensor,
+             label_smoothing: float = 0.0) -> paddle.Tensor:
+        return smoothed_cross_entropy(logits, labels.unsqueeze(1), label_smoothing, 1)
 
     def update(self, logits: paddle.Tensor, labels: paddle.Tensor) -> None:
         logits = logits.astype("float32")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import statistics
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from .runtime import Runtime, machine_metadata
 
-__all__ = ["run_metadata", "results_tables", "write_results", "plot_comparison"]
+__all__ = ["run_metadata", "results_tables", "summarize", "verdicts", "write_results",
+           "plot_comparison"]
+
+#: The primary metric of each task: (record key, label).
+_PRIMARY = {"classification": ("test_top1", "top-1"), "segmentation": ("test_miou", "mIoU")}
 
 #: Columns of the accuracy table per task: (record key, header, format).
 _METRIC_COLUMNS = {
@@ -35,7 +41,7 @@ def results_tables(records: Sequence[dict], speed_records: Sequence[dict] = (),
     """Markdown: the accuracy-and-speed table, and a speed-only table when there is one."""
     metrics = _METRIC_COLUMNS[task]
     header = ["model", "input", "epochs"] + [h for _, h, _ in metrics] + \
-        ["train ms/batch", "images/s", "eval s", "params (M)", "GMACs", "peak MB"]
+        ["train ms/batch", "images/s", "eval s", "params (M)", "GMACs", "peak memory MB"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
         cells = [r["name"], "x".join(map(str, r["input_hw"])), str(r["epochs_done"])]
@@ -56,32 +62,125 @@ def results_tables(records: Sequence[dict], speed_records: Sequence[dict] = (),
     return "\n".join(lines)
 
 
+def _model(record: dict) -> str:
+    return record.get("model", record["name"])
+
+
+def _spread(values: List[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarize(records: Sequence[dict], task: str = "classification") -> List[dict]:
+    """One entry per model over its seeds: mean and standard deviation (n - 1) of the
+    primary metric, median ms per batch, largest peak memory, and the runs' metric values
+    in seed order."""
+    key, _ = _PRIMARY[task]
+    by_model: Dict[str, List[dict]] = {}
+    for record in records:
+        by_model.setdefault(_model(record), []).append(record)
+    summary = []
+    for model, runs in by_model.items():
+        values = [r[key] for r in runs if r.get(key) is not None]
+        times = [r["train_ms_per_batch"] for r in runs if r["train_ms_per_batch"]]
+        memory = [r["peak_memory_mb"] for r in runs if r.get("peak_memory_mb") is not None]
+        summary.append({"model": model, "seeds": [r.get("seed") for r in runs],
+                        "values": values,
+                        "mean": statistics.mean(values) if values else None,
+                        "std": _spread(values) if values else None,
+                        "ms_per_batch": statistics.median(times) if times else None,
+                        "peak_memory_mb": max(memory) if memory else None})
+    return summary
+
+
+def _baseline_of(model: str, models: Sequence[str]) -> Optional[str]:
+    """The model a verdict compares ``model`` with: ``resnet50`` at the same input size when
+    it is in the run, else the first model listed (None for the baseline itself)."""
+    size = model.partition("@")[2]
+    candidates = [m for m in models if re.fullmatch(rf"resnet50@{size}", m)] or [models[0]]
+    return None if candidates[0] == model else candidates[0]
+
+
+def verdicts(summary: Sequence[dict], task: str = "classification") -> List[str]:
+    """One line per model and its baseline: the difference of the primary metric in points
+    with its spread over the seeds (paired by seed index), the time and memory ratios."""
+    _, label = _PRIMARY[task]
+    entries = {entry["model"]: entry for entry in summary}
+    lines = []
+    for entry in summary:
+        base_name = _baseline_of(entry["model"], list(entries))
+        if base_name is None or not entry["values"] or not entries[base_name]["values"]:
+            continue
+        base = entries[base_name]
+        pairs = list(zip(entry["values"], base["values"]))
+        differences = [100.0 * (a - b) for a, b in pairs]
+        line = (f"{entry['model']} - {base_name}: {statistics.mean(differences):+.1f} +- "
+                f"{_spread(differences):.1f} points {label}, {len(pairs)} seed"
+                f"{'s' if len(pairs) > 1 else ''}")
+        if entry["ms_per_batch"] and base["ms_per_batch"]:
+            line += f"; {entry['ms_per_batch'] / base['ms_per_batch']:.1f}x the time per batch"
+        if entry["peak_memory_mb"] and base["peak_memory_mb"]:
+            line += (f"; {entry['peak_memory_mb'] / base['peak_memory_mb']:.1f}x the peak "
+                     f"memory")
+        lines.append(line)
+    return lines
+
+
+def _summary_table(summary: Sequence[dict], task: str) -> str:
+    _, label = _PRIMARY[task]
+    lines = [f"| model | seeds | {label} mean | {label} std | runs | ms/batch | peak memory MB |",
+             "|---|---|---|---|---|---|---|"]
+    for entry in summary:
+        runs = ", ".join(f"{v:.2%}" for v in entry["values"])
+        lines.append(f"| {entry['model']} | {len(entry['seeds'])} | "
+                     f"{_cell(entry['mean'], '{:.2%}')} | {_cell(entry['std'], '{:.2%}')} | "
+                     f"{runs} | {_cell(entry['ms_per_batch'], '{:.0f}')} | "
+                     f"{_cell(entry['peak_memory_mb'], '{:.0f}')} |")
+    return "\n".join(lines)
+
+
 def plot_comparison(path: Path, records: Sequence[dict], speed_records: Sequence[dict] = (),
-                    metric: str = "top1", metric_label: str = "test top-1 accuracy") -> None:
-    """PNG with three panels: ``metric`` per epoch, test loss per epoch, ms per batch."""
+                    task: str = "classification") -> None:
+    """PNG with three panels: the primary metric per epoch (mean over seeds, with a band of
+    one standard deviation), ms per batch and peak memory as bars."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    figure, (acc, loss, speed) = plt.subplots(1, 3, figsize=(15, 4.2))
-    for r in records:
-        epochs = [h["epoch"] for h in r["history"]]
-        acc.plot(epochs, [h["test"][metric] for h in r["history"]], marker="o", label=r["name"])
-        loss.plot(epochs, [h["test"]["loss"] for h in r["history"]], marker="o",
-                  label=r["name"])
-    for axis, label in ((acc, metric_label), (loss, "test loss")):
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(label)
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    bars = [(f"{r['name']} (batch {r['batch_size']})", r["train_ms_per_batch"], "C0")
-            for r in records if r["train_ms_per_batch"]]
+    key, label = _PRIMARY[task]
+    metric = key[len("test_"):]
+    figure, (accuracy, speed, memory) = plt.subplots(1, 3, figsize=(15, 4.2))
+    by_model: Dict[str, List[dict]] = {}
+    for record in records:
+        by_model.setdefault(_model(record), []).append(record)
+    for model, runs in by_model.items():
+        epochs = min(len(r["history"]) for r in runs)
+        if not epochs:
+            continue
+        values = np.array([[h["test"][metric] for h in r["history"][:epochs]] for r in runs])
+        x = np.arange(1, epochs + 1)
+        mean = values.mean(0)
+        line, = accuracy.plot(x, mean, marker="o", label=f"{model} ({len(runs)} seed"
+                                                         f"{'s' if len(runs) > 1 else ''})")
+        if len(runs) > 1:
+            std = values.std(0, ddof=1)
+            accuracy.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    accuracy.set_xlabel("epoch")
+    accuracy.set_ylabel(f"test {label}")
+    accuracy.grid(alpha=0.3)
+    accuracy.legend(fontsize=8)
+    summary = summarize(records, task)
+    bars = [(f"{e['model']}", e["ms_per_batch"], "C0") for e in summary if e["ms_per_batch"]]
     bars += [(f"{r['name']} (speed only, batch {r['batch_size']})", r["train_ms_per_batch"],
               "C1") for r in speed_records]
-    speed.barh([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
-    speed.set_xlabel("train ms per batch (median)")
-    speed.tick_params(axis="y", labelsize=8)
-    speed.invert_yaxis()
+    for axis, rows, xlabel in (
+            (speed, bars, "train ms per batch (median)"),
+            (memory, [(e["model"], e["peak_memory_mb"], "C2") for e in summary
+                      if e["peak_memory_mb"] is not None], "peak memory of training, MB")):
+        axis.barh([b[0] for b in rows], [b[1] for b in rows], color=[b[2] for b in rows])
+        axis.set_xlabel(xlabel)
+        axis.tick_params(axis="y", labelsize=8)
+        axis.invert_yaxis()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -94,13 +193,18 @@ def write_results(output: Path, records: List[dict], speed_records: List[dict],
     returns the markdown tables."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "results.json").write_text(json.dumps(
-        {"metadata": metadata, "models": records, "speed_only": speed_records}, indent=2))
+    summary = summarize(records, task)
+    lines = verdicts(summary, task)
     tables = results_tables(records, speed_records, task)
+    if records:
+        tables += "\n\nOver the seeds:\n\n" + _summary_table(summary, task)
     setting = ", ".join(f"{k} {v}" for k, v in metadata.items() if k != "date")
     text = f"# {title or 'Comparison'}\n\n{tables}\n\nRun: {setting}; {metadata.get('date')}.\n"
+    if lines:
+        text += "\nVerdict:\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
     (output / "results.md").write_text(text)
-    metric = "top1" if task == "classification" else "miou"
-    plot_comparison(output / "comparison.png", records, speed_records, metric,
-                    "test top-1 accuracy" if task == "classification" else "test mIoU")
-    return tables
+    (output / "results.json").write_text(json.dumps(
+        {"metadata": metadata, "models": records, "speed_only": speed_records,
+         "summary": summary, "verdicts": lines}, indent=2))
+    plot_comparison(output / "comparison.png", records, speed_records, task)
+    return tables + ("\n\n" + "\n".join(lines) if lines else "")

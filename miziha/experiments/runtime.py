@@ -15,7 +15,32 @@ import paddle
 import paddle.distributed as dist
 import paddle.nn as nn
 
-__all__ = ["Runtime", "current_runtime", "Progress", "cpu_name", "machine_metadata"]
+__all__ = ["Runtime", "current_runtime", "Progress", "cpu_name", "machine_metadata",
+           "process_memory_mb", "reset_resident_peak"]
+
+
+def process_memory_mb(field: str) -> Optional[float]:
+    """A ``kB`` field of ``/proc/self/status`` (``VmRSS``: resident now, ``VmHWM``: its
+    peak) in MiB; None where there is no such file (not Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def reset_resident_peak() -> bool:
+    """Reset the process's peak resident size (``VmHWM``) to the current one (Linux's
+    ``/proc/self/clear_refs``); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 @dataclass
@@ -26,6 +51,7 @@ class Runtime:
     world_size: int
     device: str
     amp: bool  # float16 autocast in use
+    resident_start_mb: Optional[float] = None  # CPU: resident size at the last reset
 
     @property
     def is_main(self) -> bool:
@@ -41,15 +67,23 @@ class Runtime:
             paddle.device.synchronize()
 
     def reset_peak_memory(self) -> None:
+        """Start measuring peak memory: the GPU allocator's peak, or on CPU the process's
+        peak resident size (as ``benchmarks/bench_networks.py`` measures a step)."""
         if self.on_gpu:
             paddle.device.cuda.reset_max_memory_allocated()
+        elif reset_resident_peak():
+            self.resident_start_mb = process_memory_mb("VmRSS")
 
     def peak_memory_mb(self) -> Optional[float]:
-        """Peak allocated device memory since the last reset; None on CPU, where Paddle does
-        not report it."""
+        """Since the last reset: peak allocated device memory on a GPU; on CPU the peak
+        resident size over the resident size at the reset (None where the system cannot
+        tell, i.e. not Linux)."""
         if self.on_gpu:
             return paddle.device.cuda.max_memory_allocated() / 2 ** 20
-        return None
+        peak = process_memory_mb("VmHWM")
+        if peak is None or self.resident_start_mb is None:
+            return None
+        return peak - self.resident_start_mb
 
     def average_batch_norm_statistics(self, model: nn.Layer) -> None:
         """Average BatchNorm running statistics over processes. ``DataParallel`` syncs them

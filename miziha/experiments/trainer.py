@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -20,20 +21,36 @@ from ..flops import flops
 from .data import ArrayDataset, augment, to_input
 from .runtime import Progress, Runtime
 
-__all__ = ["TrainConfig", "train_model", "measure_train_speed", "train_step",
-           "checkpoint_state", "load_trained"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "learning_rate", "train_model",
+           "measure_train_speed", "train_step", "checkpoint_state", "load_trained"]
+
+OPTIMIZERS = ("momentum", "adamw")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
 class TrainConfig:
     """The training protocol. Defaults are the reference CIFAR-10 experiment's: 40 epochs,
-    batch 80, Momentum(lr 0.01, momentum 0.9) with L2 weight decay 1e-4, no augmentation."""
+    batch 80, Momentum(lr 0.01, momentum 0.9) with L2 weight decay 1e-4, constant learning
+    rate, no augmentation (:data:`miziha.experiments.recipes.RECIPES` names protocols).
+
+    ``optimizer``: ``"momentum"`` (L2 decay ``weight_decay``) or ``"adamw"`` (decoupled
+    decay ``weight_decay``, betas 0.9/0.999); ``schedule``: ``"constant"`` or ``"cosine"``
+    (to 0 at the last step), after ``warmup_epochs`` of linear warm-up from 0 (a fraction
+    of an epoch is allowed); ``label_smoothing`` of the training loss; ``droppath``:
+    stochastic depth of the models that have it.
+    """
 
     epochs: int = 40
     batch_size: int = 80
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    optimizer: str = "momentum"
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    droppath: float = 0.0
     augment: bool = False
     amp: bool = False
     seed: int = 0
@@ -47,8 +64,32 @@ class TrainConfig:
             raise ValueError(f"need lr > 0, 0 <= momentum < 1, weight_decay >= 0; got lr="
                              f"{self.lr}, momentum={self.momentum}, "
                              f"weight_decay={self.weight_decay}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got "
+                             f"{self.warmup_epochs}")
+        for name in ("label_smoothing", "droppath"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+
+
+def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of training step ``step`` (0-based, over the whole run): linear
+    warm-up over ``warmup_epochs``, then constant or cosine decay to 0. A pure function of
+    the step, so a resumed run follows the same schedule."""
+    total = config.epochs * steps_per_epoch
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    if config.schedule == "constant":
+        return config.lr
+    progress = (step - warmup) / max(total - warmup, 1)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _run_folder(output: Path, kind: str, name: str) -> Path:
@@ -142,9 +183,19 @@ def _model_costs(model: nn.Layer, data: ArrayDataset, input_size: Optional[int])
 
 
 def _optimizer(model: nn.Layer, config: TrainConfig) -> paddle.optimizer.Optimizer:
+    if config.optimizer == "adamw":
+        return paddle.optimizer.AdamW(learning_rate=config.lr, parameters=model.parameters(),
+                                      weight_decay=config.weight_decay)
     return paddle.optimizer.Momentum(
         learning_rate=config.lr, momentum=config.momentum, parameters=model.parameters(),
         weight_decay=paddle.regularizer.L2Decay(config.weight_decay))
+
+
+def _training_loss(metrics_type, config: TrainConfig):
+    """The metrics' loss, with the protocol's label smoothing."""
+    if not config.label_smoothing:
+        return metrics_type.loss
+    return lambda logits, labels: metrics_type.loss(logits, labels, config.label_smoothing)
 
 
 def _scaler(runtime: Runtime) -> Optional[paddle.amp.GradScaler]:
@@ -249,6 +300,7 @@ def _train_model(name, build, train_data, test_data, metrics_type, config, runti
         writer = LogWriter(logdir=str(logs))
     runtime.reset_peak_memory()
     steps_taken = 0
+    loss_fn = _training_loss(metrics_type, config)
     try:
         for epoch in range(start_epoch, config.epochs):
             paddle.seed(config.seed * 1000 + epoch + 7919 * runtime.rank)
@@ -260,14 +312,17 @@ def _train_model(name, build, train_data, test_data, metrics_type, config, runti
             started, losses = time.perf_counter(), []
             trained.train()
             for step, index in enumerate(sampler, 1):
+                if config.optimizer != "momentum" or config.schedule != "constant" \
+                        or config.warmup_epochs:
+                    optimizer.set_lr(learning_rate(config, epoch * len(sampler) + step - 1,
+                                                   len(sampler)))
                 images = train_data.images[index]
                 if config.augment:
                     images = augment(images, rng)
                 x, y = _input(images, input_size), paddle.to_tensor(train_data.labels[index])
                 runtime.synchronize()
                 tick = time.perf_counter()
-                losses.append(train_step(trained, x, y, metrics_type.loss, optimizer, scaler,
-                                          runtime))
+                losses.append(train_step(trained, x, y, loss_fn, optimizer, scaler, runtime))
                 elapsed = (time.perf_counter() - tick) * 1000
                 steps_taken += 1
                 if steps_taken > config.warmup_steps:
@@ -333,7 +388,8 @@ def measure_train_speed(name: str, build: Callable[[], nn.Layer], data: ArrayDat
     for step in range(config.warmup_steps + steps):
         runtime.synchronize()
         tick = time.perf_counter()
-        train_step(model, x, y, metrics_type.loss, optimizer, scaler, runtime)
+        train_step(model, x, y, _training_loss(metrics_type, config), optimizer, scaler,
+                   runtime)
         if step >= config.warmup_steps:
             times.append((time.perf_counter() - tick) * 1000)
         progress.update(step + 1, ms_per_batch=(time.perf_counter() - tick) * 1000)
