@@ -23,7 +23,7 @@ Blocks are called as ``block(tokens [B, H*W, C], geometry)``; the downsampling l
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import paddle
 import paddle.nn as nn
@@ -137,6 +137,14 @@ class TokenMixer(nn.Layer):
 
         Returns: ``[B, C_out, H', W']`` (``[B, H', W', C_out]`` for NHWC).
         """
+        return self.forward_blocks(x)[1]
+
+    def forward_blocks(self, x: paddle.Tensor) -> Tuple[paddle.Tensor, paddle.Tensor]:
+        """:meth:`forward`, also returning the blocks' output before the downsampling or
+        projection (``[B, C_in, H, W]``, or NHWC): the map a multi-scale backbone taps.
+
+        Returns: ``(blocks' output, output)``.
+        """
         self._check_input(x)
         if self.data_format == "NCHW":
             x = x.transpose([0, 2, 3, 1])
@@ -145,12 +153,14 @@ class TokenMixer(nn.Layer):
         tokens = x.reshape([0, -1, self.in_channels])  # [B, H*W, C]
         tokens = run_in_sub_batches(lambda part: self._run_blocks(part, layout), tokens,
                                     lambda: self.sample_bytes(layout, tokens.element_size()))
-        x = tokens.reshape([0, height, width, self.in_channels])
+        mixed = x = tokens.reshape([0, height, width, self.in_channels])
         if self.downsample is not None:
             x = self.downsample(x, height, width)
         elif self.proj is not None:
             x = self.proj(x)
-        return x.transpose([0, 3, 1, 2]) if self.data_format == "NCHW" else x
+        if self.data_format == "NCHW":
+            return mixed.transpose([0, 3, 1, 2]), x.transpose([0, 3, 1, 2])
+        return mixed, x
 
     def _repr_options(self) -> List[str]:
         """The design's own options for :meth:`extra_repr`."""

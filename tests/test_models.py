@@ -135,3 +135,54 @@ def test_version_is_written_once():
     setup = (Path(__file__).resolve().parents[1] / "setup.py").read_text()
     assert not re.search(r"version\s*=\s*['\"]\d", setup)  # read from miziha/__init__.py
     assert re.fullmatch(r"\d+\.\d+\.\d+", miziha.__version__)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "swin_resnet50", "cyclemlp_resnet50",
+                                  "swin_tiny"])
+def test_features_are_the_classifiers_intermediate_maps(name):
+    """create_model(features_only=True) gives per-stage NCHW maps at strides 4-32 that equal
+    the outputs of the modules feature_info names, in the classifier with the same weights."""
+    paddle.seed(1)
+    classifier = miziha.create_model(name, num_classes=5)
+    classifier.eval()
+    backbone = miziha.create_model(name, num_classes=5, features_only=True)
+    backbone.model.set_state_dict(classifier.state_dict())
+    backbone.eval()
+    info = classifier.feature_info
+    assert [e["reduction"] for e in info] == [4, 8, 16, 32]
+    for size in [(224, 224), (100, 150)]:
+        x = paddle.randn([1, 3, *size])
+        maps = backbone(x)
+        assert [list(m.shape) for m in maps] == [
+            [1, e["num_chs"], -(-size[0] // e["reduction"]), -(-size[1] // e["reduction"])]
+            for e in info]
+    seen = {}
+    modules = dict(classifier.named_sublayers())
+    handles = [modules[e["module"]].register_forward_post_hook(
+        lambda layer, inputs, out, key=e["module"]: seen.setdefault(key, out))
+        for e in info]
+    x = paddle.randn([2, 3, 64, 64])
+    features = classifier.forward_features(x)
+    for handle in handles:
+        handle.remove()
+    maps = backbone(x)
+    for entry, feature in zip(info[:-1], maps[:-1]):
+        expected = seen[entry["module"]]
+        if name == "swin_tiny":  # a stage's map is its blocks' output, before merging
+            expected = classifier.layers[int(entry["module"][-1])].forward_blocks(
+                classifier.pos_drop(classifier.patch_embed(x)) if entry["module"] == "layers.0"
+                else seen[f"layers.{int(entry['module'][-1]) - 1}"])[0].transpose([0, 3, 1, 2])
+        np.testing.assert_allclose(feature.numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(maps[-1].numpy(), features.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_out_indices_choose_stages_and_bad_ones_are_clear():
+    backbone = miziha.create_model("resnet50", features_only=True, out_indices=(1, -1))
+    assert [e["reduction"] for e in backbone.feature_info] == [8, 32]
+    assert [m.shape[1] for m in backbone(paddle.randn([1, 3, 64, 64]))] == [512, 2048]
+    with pytest.raises(ValueError, match="stage index 4 out of range for 4 stages"):
+        miziha.create_model("resnet50", features_only=True, out_indices=(4,))
+    with pytest.raises(ValueError, match="out_indices goes with features_only=True"):
+        miziha.create_model("resnet50", out_indices=(1,))
+    with pytest.raises(TypeError, match="UNet has no multi-scale features"):
+        miziha.create_model("unet", features_only=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 from types import MappingProxyType
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import paddle.nn as nn
 
@@ -41,13 +41,25 @@ def list_models(pattern: str = "*", task: Optional[str] = None) -> List[str]:
                   if task is None or _TASK_OF[name] == task)
 
 
-def create_model(name: str, **kwargs) -> nn.Layer:
+def create_model(name: str, features_only: bool = False,
+                 out_indices: Optional[Sequence[int]] = None, **kwargs) -> nn.Layer:
     """Build the network registered as ``name`` with ``kwargs`` (``num_classes``, and the
     network's own options).
 
+    ``features_only=True`` returns its multi-scale backbone instead
+    (:class:`~miziha.models.features.FeatureExtractor`): ``forward(x)`` gives the maps of
+    the stages ``out_indices`` (default: all), described by its ``feature_info``.
+
     Raises:
         ValueError: no network has that name (the message lists them).
+        TypeError: ``features_only`` for a network without multi-scale features.
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
-    return _BUILDERS[name](**kwargs)
+    model = _BUILDERS[name](**kwargs)
+    if not features_only:
+        if out_indices is not None:
+            raise ValueError("out_indices goes with features_only=True")
+        return model
+    from .features import FeatureExtractor
+    return FeatureExtractor(model, out_indices)

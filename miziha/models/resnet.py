@@ -6,7 +6,7 @@ reference CIFAR-10 experiment. The registry names them ``<mixer>_resnet50`` and
 from __future__ import annotations
 
 import inspect
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import paddle
 import paddle.nn as nn
@@ -15,6 +15,7 @@ from .. import checks
 from ..layers import droppath_schedule
 from ..mixers import MIXERS, mixer_class
 from .common import ConvBN, check_image, classification_head
+from .features import feature_entry, stage_indices
 from .registry import register_model
 
 __all__ = ["SwinBottleneck", "SwinResNet", "ResNet50", "MIXER_RESNETS", "swin_resnet50",
@@ -101,6 +102,23 @@ class SwinResNet(nn.Layer):
         self.stages = nn.LayerList(stages)
         self.avgpool = nn.AdaptiveAvgPool2D(1)
         self.head = classification_head(channels, num_classes)
+        #: Per stage: channels, stride and module (timm's ``feature_info``).
+        self.feature_info = [feature_entry(width * SwinBottleneck.expansion, 4 * 2 ** i,
+                                           f"stages.{i}") for i, width in enumerate(widths)]
+
+    def forward_intermediates(self, x: paddle.Tensor,
+                              indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
+        """The output maps of the stages ``indices`` (default: all), NCHW, at strides
+        4, 8, 16, 32 for the ResNet50 layout."""
+        wanted = stage_indices(indices, len(self.stages))
+        check_image(x, self.in_channels, "SwinResNet")
+        x = self.stem(x)
+        maps = []
+        for i, stage in enumerate(self.stages[:wanted[-1] + 1]):
+            x = stage(x)
+            if i in wanted:
+                maps.append(x)
+        return maps
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> the last stage's map ``[B, 4 * widths[-1], H/32, W/32]``."""
@@ -131,6 +149,22 @@ class ResNet50(paddle.vision.models.ResNet):
         super().__init__(paddle.vision.models.resnet.BottleneckBlock, 50,
                          num_classes=num_classes)
         self.fc = classification_head(2048, num_classes)
+        self.feature_info = [feature_entry(256 * 2 ** i, 4 * 2 ** i, f"layer{i + 1}")
+                             for i in range(4)]
+
+    def forward_intermediates(self, x: paddle.Tensor,
+                              indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
+        """The outputs of ``layer1``..``layer4`` at ``indices`` (default: all), NCHW."""
+        wanted = stage_indices(indices, 4)
+        check_image(x, 3, "ResNet50")
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        maps = []
+        for i, layer in enumerate((self.layer1, self.layer2, self.layer3,
+                                   self.layer4)[:wanted[-1] + 1]):
+            x = layer(x)
+            if i in wanted:
+                maps.append(x)
+        return maps
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, 3, H, W]`` -> ``[B, 2048, H/32, W/32]``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -15,6 +15,7 @@ from ..shapes import spatial_size
 from ..workarounds import pad_bottom_right
 from ..swint import SwinT
 from .common import check_image
+from .features import feature_entry, stage_indices
 from .registry import register_model
 
 __all__ = ["PatchEmbed", "SwinTransformer", "swin_tiny", "official_to_miziha"]
@@ -98,6 +99,26 @@ class SwinTransformer(nn.Layer):
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
         self.norm = layer_norm(self.num_features)
         self.head = linear(self.num_features, self.num_classes)
+        patch = self.patch_embed.patch_size
+        self.feature_info = [feature_entry(embed_dim * 2 ** i, patch * 2 ** i, f"layers.{i}")
+                             for i in range(len(depths))]
+
+    def forward_intermediates(self, x: paddle.Tensor,
+                              indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
+        """Per stage ``indices`` (default: all), its blocks' output before patch merging,
+        NCHW, at strides 4, 8, 16, 32 (``embed_dim * 2**i`` channels); the last stage's is
+        normalised, as in :meth:`forward_features`."""
+        wanted = stage_indices(indices, len(self.layers))
+        check_image(x, self.in_channels, "SwinTransformer")
+        x = self.pos_drop(self.patch_embed(x))
+        maps, last = [], len(self.layers) - 1
+        for i, layer in enumerate(self.layers[:wanted[-1] + 1]):
+            stage, x = layer.forward_blocks(x)
+            if i == last:
+                stage = self.norm(stage)
+            if i in wanted:
+                maps.append(stage.transpose([0, 3, 1, 2]))
+        return maps
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> the normalised last map ``[B, num_features, H/32, W/32]``

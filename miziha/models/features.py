@@ -1,0 +1,58 @@
+"""Multi-scale features, as timm users know them: ``feature_info`` on a network, its
+``forward_intermediates(x, indices)``, and :class:`FeatureExtractor`, the backbone that
+``create_model(name, features_only=True, out_indices=...)`` returns."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import paddle
+import paddle.nn as nn
+
+__all__ = ["feature_entry", "stage_indices", "FeatureExtractor"]
+
+
+def feature_entry(num_chs: int, reduction: int, module: str) -> dict:
+    """One ``feature_info`` entry: channels, stride from the input, and the module whose
+    output it is."""
+    return {"num_chs": num_chs, "reduction": reduction, "module": module}
+
+
+def stage_indices(indices: Optional[Sequence[int]], count: int) -> List[int]:
+    """``indices`` (None: all; negative ones count from the end) as sorted, distinct,
+    non-negative stage numbers below ``count``."""
+    if indices is None:
+        return list(range(count))
+    if isinstance(indices, int) or not all(isinstance(i, int) for i in indices):
+        raise TypeError(f"indices must be a sequence of ints, got {indices!r}")
+    if not indices:
+        raise ValueError("indices must name at least one stage")
+    resolved = []
+    for i in indices:
+        if not -count <= i < count:
+            raise ValueError(f"stage index {i} out of range for {count} stages")
+        resolved.append(i % count)
+    return sorted(set(resolved))
+
+
+class FeatureExtractor(nn.Layer):
+    """A network's multi-scale backbone: ``forward(x)`` gives the maps of ``out_indices``
+    (NCHW, shallow to deep), ``feature_info`` describes them.
+
+    Args:
+        model: a network with ``feature_info`` and ``forward_intermediates``.
+        out_indices: stages to return (None: all).
+    """
+
+    def __init__(self, model: nn.Layer, out_indices: Optional[Sequence[int]] = None) -> None:
+        super().__init__()
+        if not hasattr(model, "forward_intermediates"):
+            raise TypeError(f"{type(model).__name__} has no multi-scale features "
+                            f"(forward_intermediates)")
+        self.model = model
+        self.out_indices = stage_indices(out_indices, len(model.feature_info))
+        self.feature_info = [model.feature_info[i] for i in self.out_indices]
+
+    def forward(self, x: paddle.Tensor) -> List[paddle.Tensor]:
+        """``[B, C, H, W]`` -> one ``[B, num_chs, ceil(H/reduction), ...]`` map per index."""
+        return self.model.forward_intermediates(x, self.out_indices)
