@@ -58,9 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     add("--data-file", help="a local cifar-10-python.tar.gz, for machines without internet")
     add("--limit-train", type=int, help="use only this many training images (smoke runs)")
     add("--limit-test", type=int, help="use only this many test images")
-    add("--augment", action=argparse.BooleanOptionalAction, default=False,
-        help="random crop (zero padding of 1/8 the side) and horizontal flip "
-             "(default: the recipe's)")
     add("--seeds", type=int, default=1,
         help="train every model this many times, with seeds --seed, --seed + 1, ...; the "
              "results give mean, spread and a verdict per pair (default: %(default)s)")
@@ -87,7 +84,7 @@ def parse_options(argv=None) -> CompareOptions:
     if args.data_file and args.dataset != "cifar10":
         raise ValueError(f"--data-file is a CIFAR-10 archive; it cannot go with --dataset "
                          f"{args.dataset}")
-    config = train_config(args, augment=args.augment)
+    config = train_config(args)
     return CompareOptions(models=args.models, dataset=args.dataset, data_file=args.data_file,
                           limit_train=args.limit_train, limit_test=args.limit_test,
                           output=Path(args.output), resume=args.resume,

@@ -17,17 +17,27 @@ import sys
 import warnings
 from pathlib import Path
 
+#: The default protocol (see ``--recipe``).
+DEFAULT_RECIPE = "transformer"
+
 # Paddle's import and BatchNorm notices say nothing about this run; keep the output readable.
 warnings.filterwarnings("ignore", category=UserWarning, module="paddle")
 
-from miziha.experiments.cli import add_training_options, train_config
-from miziha.experiments.segmentation import SegmentationOptions, run_segmentation
+from miziha.experiments.cli import (add_recipe_option, add_training_options,
+                                    parse_with_recipe, train_config)
+from miziha.experiments.recipes import SEGMENTATION_RECIPES
+from miziha.experiments.segmentation import (DEFAULT_MODELS, SegmentationOptions,
+                                             run_segmentation)
+from miziha.models import list_models
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
+    add("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="NAME",
+        help=f"segmentation models of the registry "
+             f"({', '.join(list_models(task='segmentation'))}) (default: %(default)s)")
     add("--data-dir", help="folder with images/ and masks/ (default: generated shapes)")
     add("--size", type=int, default=48, help="square side images are resized or generated at "
                                              "(default: %(default)s)")
@@ -41,16 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     add("--limit-test", type=int, help="use only this many test images")
     add_training_options(parser, epochs=5, batch_size=8, lr=0.05,
                          output="runs/swin_unet_segmentation")
+    add_recipe_option(parser, SEGMENTATION_RECIPES, default=DEFAULT_RECIPE)
     return parser
 
 
 def parse_options(argv=None) -> SegmentationOptions:
-    args = build_parser().parse_args(argv)
+    args = parse_with_recipe(build_parser(), argv)
     if args.num_classes is not None and not args.data_dir:
         raise ValueError("--num-classes describes --data-dir masks; the generated shapes have "
                          "4 classes")
     config = train_config(args)
-    return SegmentationOptions(data_dir=args.data_dir, size=args.size, samples=args.samples,
+    return SegmentationOptions(models=args.models, recipe=args.recipe,
+                               data_dir=args.data_dir, size=args.size, samples=args.samples,
                                num_classes=args.num_classes, widths=args.widths,
                                window_size=args.window_size, limit_train=args.limit_train,
                                limit_test=args.limit_test, output=Path(args.output),

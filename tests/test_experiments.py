@@ -306,15 +306,83 @@ def test_segmentation_example_on_generated_shapes(tmp_path):
                         "--window-size", "3", "--epochs", "1", "--batch-size", "4",
                         "--output", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["metadata"]["dataset"] == "shapes (synthetic)"
-    assert [r["name"] for r in results["models"]] == ["UNet", "SwinUNet"]
+    meta = results["metadata"]
+    assert meta["dataset"] == "shapes (synthetic)"
+    assert (meta["recipe"], meta["optimizer"], meta["loss"], meta["schedule"]) == \
+        ("transformer", "adamw", "ce+dice", "poly")  # the default recipe, recorded
+    assert [r["name"] for r in results["models"]] == ["unet", "swin_unet"]
     for record in results["models"]:
         assert 0 <= record["test_miou"] <= 1 and 0 <= record["test_pixel_accuracy"] <= 1
-        assert record["input_hw"] == [20, 20]
+        assert record["input_hw"] == [20, 20] and "test_iou_class0" in record
     assert results["models"][1]["macs"] > results["models"][0]["macs"]
-    assert "mIoU" in (out / "results.md").read_text()
+    markdown = (out / "results.md").read_text()
+    assert "mIoU" in markdown and "IoU per class" in markdown and "0: " in markdown
     for name in ("comparison.png", "predictions.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_segmentation_models_and_recipes_from_the_command_line():
+    module = load_example("swin_unet_segmentation")
+    options = module.parse_options(["--models", "cswin_unet", "unet", "--recipe", "reference"])
+    assert list(options.models) == ["cswin_unet", "unet"]
+    assert (options.config.optimizer, options.config.loss, options.config.lr) == \
+        ("momentum", "ce", 0.05)
+    tuned = module.parse_options(["--loss", "ce", "--schedule", "cosine", "--no-augment"])
+    assert (tuned.config.optimizer, tuned.config.loss, tuned.config.schedule,
+            tuned.config.augment) == ("adamw", "ce", "cosine", False)
+    with pytest.raises(ValueError, match="models must be segmentation models"):
+        module.parse_options(["--models", "resnet50"])
+
+
+def test_dice_loss_and_joint_augmentation():
+    from miziha.experiments.data import flip_and_resized_crop
+    from miziha.experiments.metrics import dice_loss
+    labels = np.array([[[0, 1], [1, 2]]])
+    perfect = paddle.to_tensor(np.eye(3)[labels].transpose(0, 3, 1, 2) * 50.0,
+                               dtype="float32")
+    assert float(dice_loss(perfect, paddle.to_tensor(labels))) == pytest.approx(0, abs=1e-5)
+    uniform = paddle.zeros([1, 3, 2, 2])
+    # probabilities 1/3 each: per class 1 - 2 * n/3 / (4/9 + n), n pixels of the class
+    expected = np.mean([1 - (2 * n / 3) / (4 / 9 + n) for n in (1, 2, 1)])
+    assert float(dice_loss(uniform, paddle.to_tensor(labels))) == pytest.approx(expected,
+                                                                                 rel=1e-5)
+    rng = np.random.default_rng(0)
+    masks = rng.integers(0, 4, (6, 12, 10))
+    rows, cols = np.mgrid[0:12, 0:10].astype("float32")
+    images = np.stack([np.stack([rows, cols, rows])] * 6)  # each pixel holds its coordinates
+    out_images, out_masks = flip_and_resized_crop(images, masks, rng)
+    assert out_images.shape == images.shape and out_masks.shape == masks.shape
+    # bilinear resampling of a coordinate is exact: the mask moved with the image
+    source_r = np.round(out_images[:, 0]).astype(int)
+    source_c = np.round(out_images[:, 1]).astype(int)
+    np.testing.assert_array_equal(out_masks,
+                                  masks[np.arange(6)[:, None, None], source_r, source_c])
+    assert (out_images[:, 1, :, 0] > out_images[:, 1, :, -1]).any()  # some were flipped
+
+
+def test_segmentation_on_real_photos(tmp_path):
+    """A --data-dir folder made from scikit-learn's two bundled photos (crops of them, with
+    masks from their brightness), trained for two epochs."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for n, photo in enumerate(load_sample_images().images):  # 427x640 RGB
+        for k in range(3):
+            crop = photo[100 * k:100 * k + 96, 150 * k:150 * k + 96]
+            Image.fromarray(crop).save(tmp_path / "images" / f"{n}_{k}.jpg")
+            brightness = crop.mean(-1)
+            mask = (brightness > np.median(brightness)).astype(np.uint8)
+            Image.fromarray(mask).save(tmp_path / "masks" / f"{n}_{k}.png")
+    module = load_example("swin_unet_segmentation")
+    out = tmp_path / "run"
+    assert module.main(["--data-dir", str(tmp_path), "--size", "24", "--widths", "8", "16",
+                        "--window-size", "3", "--epochs", "2", "--batch-size", "2",
+                        "--output", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["metadata"]["dataset"] == tmp_path.name
+    assert [r["epochs_done"] for r in results["models"]] == [2, 2]
+    assert results["metadata"]["train_images"] + results["metadata"]["test_images"] == 6
 
 
 def test_segmentation_folder(tmp_path):

@@ -6,7 +6,7 @@ import argparse
 from typing import List, Optional
 
 from .recipes import RECIPES
-from .trainer import OPTIMIZERS, SCHEDULES, TrainConfig
+from .trainer import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 
 __all__ = ["add_training_options", "add_recipe_option", "parse_with_recipe", "train_config"]
 
@@ -32,6 +32,13 @@ def add_training_options(parser: argparse.ArgumentParser, epochs: int, batch_siz
              "or the recipe's share of the epochs)")
     add("--label-smoothing", type=float, default=0.0,
         help="label smoothing of the training loss (default: %(default)s)")
+    add("--loss", choices=LOSSES, default="ce",
+        help="training loss: ce, or ce+dice (segmentation: 0.4 CE + 0.6 Dice) "
+             "(default: %(default)s)")
+    add("--augment", action=argparse.BooleanOptionalAction, default=False,
+        help="light augmentation: random crop (zero padding of 1/8 the side) and flip for "
+             "classification; flip and random resized crop of image and mask for "
+             "segmentation (default: off, or the recipe's)")
     add("--droppath", type=float, default=0.0,
         help="stochastic depth of the models that have it (default: %(default)s)")
     add("--amp", action="store_true", help="float16 mixed precision (O1) on GPUs that support "
@@ -46,14 +53,18 @@ def add_training_options(parser: argparse.ArgumentParser, epochs: int, batch_siz
              "--overwrite, existing checkpoints stop the run)")
 
 
-def add_recipe_option(parser: argparse.ArgumentParser) -> None:
-    """``--recipe``: a named protocol of :data:`~miziha.experiments.recipes.RECIPES`."""
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default=None,
-                        help="training protocol (default: reference); options given "
+def add_recipe_option(parser: argparse.ArgumentParser, recipes: Optional[dict] = None,
+                      default: str = "reference") -> None:
+    """``--recipe``: a named protocol of ``recipes`` (default:
+    :data:`~miziha.experiments.recipes.RECIPES`), ``default`` when none is given."""
+    recipes = RECIPES if recipes is None else recipes
+    parser.set_defaults(recipe_table=recipes, recipe_default=default)
+    parser.add_argument("--recipe", choices=sorted(recipes), default=None,
+                        help=f"training protocol (default: {default}); options given "
                              "explicitly override it: "
                              + "; ".join(f"{name}: " + ", ".join(f"{k}={v:.3g}" if isinstance(
                                  v, float) else f"{k}={v}" for k, v in values.items())
-                                 for name, values in RECIPES.items()))
+                                 for name, values in recipes.items()))
 
 
 def parse_with_recipe(parser: argparse.ArgumentParser, argv: Optional[List[str]] = None,
@@ -63,22 +74,25 @@ def parse_with_recipe(parser: argparse.ArgumentParser, argv: Optional[List[str]]
     line: explicit options win over both."""
     preset = dict(preset or {})
     known, _ = parser.parse_known_args(argv)
-    recipe = known.recipe or preset.get("recipe") or "reference"
-    parser.set_defaults(**RECIPES[recipe])
+    recipe = known.recipe or preset.get("recipe") or known.recipe_default
+    parser.set_defaults(**known.recipe_table[recipe])
     parser.set_defaults(**preset)
     parser.set_defaults(recipe=recipe)
     args = parser.parse_args(argv)
     if args.warmup_epochs is None:
         args.warmup_epochs = args.warmup_share * args.epochs
+    for internal in ("recipe_table", "recipe_default", "warmup_share"):
+        delattr(args, internal)
     return args
 
 
-def train_config(args: argparse.Namespace, augment: bool = False) -> TrainConfig:
+def train_config(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` the parsed options describe."""
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        momentum=args.momentum, weight_decay=args.weight_decay,
                        optimizer=args.optimizer, schedule=args.schedule,
                        warmup_epochs=args.warmup_epochs or 0.0,
-                       label_smoothing=args.label_smoothing, droppath=args.droppath,
-                       augment=augment, amp=args.amp, seed=args.seed,
+                       label_smoothing=args.label_smoothing, loss=args.loss,
+                       droppath=args.droppath, augment=args.augment, amp=args.amp,
+                       seed=args.seed,
                        warmup_steps=args.warmup_steps)

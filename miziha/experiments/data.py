@@ -16,7 +16,7 @@ import paddle
 import paddle.nn.functional as F
 
 __all__ = ["ArrayDataset", "DataUnavailable", "load_cifar10", "load_digits", "to_input",
-           "augment", "limit", "split"]
+           "augment", "crop_and_flip", "flip_and_resized_crop", "limit", "split"]
 
 #: Per-channel statistics of the CIFAR-10 training set.
 CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], dtype="float32")
@@ -146,8 +146,51 @@ def split(data: ArrayDataset, test_fraction: float, seed: int = 0,
                  for part, kind in ((train, "train"), (test, "test")))
 
 
-def augment(images: np.ndarray, rng: np.random.Generator,
-            pad: Optional[int] = None) -> np.ndarray:
+def augment(images: np.ndarray, labels: np.ndarray,
+            rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """Light augmentation of a batch: class labels ``[B]`` -> :func:`crop_and_flip` of the
+    images; masks ``[B, h, w]`` -> :func:`flip_and_resized_crop` of images and masks."""
+    if labels.ndim == 1:
+        return crop_and_flip(images, rng), labels
+    return flip_and_resized_crop(images, labels, rng)
+
+
+def flip_and_resized_crop(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator,
+                          scale: Tuple[float, float] = (0.5, 1.0)
+                          ) -> Tuple[np.ndarray, np.ndarray]:
+    """Per image: a random crop of ``scale`` of the area (aspect ratio 3/4 to 4/3) resized
+    back to ``h x w`` (bilinear for the image, nearest for the mask), and a horizontal flip
+    with probability 1/2. ``[B, C, h, w]``, ``[B, h, w]`` in and out."""
+    batch, _, height, width = images.shape
+    out_images, out_masks = np.empty_like(images), np.empty_like(masks)
+    for i in range(batch):
+        area = rng.uniform(*scale) * height * width
+        ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+        crop_h = int(min(height, max(1, round(np.sqrt(area / ratio)))))
+        crop_w = int(min(width, max(1, round(np.sqrt(area * ratio)))))
+        top = int(rng.integers(0, height - crop_h + 1))
+        left = int(rng.integers(0, width - crop_w + 1))
+        rows = top + (np.arange(height) + 0.5) * crop_h / height - 0.5
+        cols = left + (np.arange(width) + 0.5) * crop_w / width - 0.5
+        nearest_r = np.clip(np.round(rows).astype(int), top, top + crop_h - 1)
+        nearest_c = np.clip(np.round(cols).astype(int), left, left + crop_w - 1)
+        r0 = np.clip(np.floor(rows).astype(int), top, top + crop_h - 1)
+        c0 = np.clip(np.floor(cols).astype(int), left, left + crop_w - 1)
+        r1, c1 = np.minimum(r0 + 1, top + crop_h - 1), np.minimum(c0 + 1, left + crop_w - 1)
+        wr = np.clip(rows - r0, 0, 1)[:, None]
+        wc = np.clip(cols - c0, 0, 1)[None, :]
+        image = images[i]
+        top_row = image[:, r0][:, :, c0] * (1 - wc) + image[:, r0][:, :, c1] * wc
+        bottom_row = image[:, r1][:, :, c0] * (1 - wc) + image[:, r1][:, :, c1] * wc
+        out_images[i] = top_row * (1 - wr) + bottom_row * wr
+        out_masks[i] = masks[i][nearest_r][:, nearest_c]
+        if rng.random() < 0.5:
+            out_images[i], out_masks[i] = out_images[i][:, :, ::-1], out_masks[i][:, ::-1]
+    return out_images, out_masks
+
+
+def crop_and_flip(images: np.ndarray, rng: np.random.Generator,
+                  pad: Optional[int] = None) -> np.ndarray:
     """Random crop after zero padding by ``pad`` (default: an eighth of the height, 4 on
     CIFAR's 32x32, 1 on the 8x8 digits) and random horizontal flip, per image:
     ``[B, C, h, w] -> [B, C, h, w]``."""

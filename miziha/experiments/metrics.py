@@ -8,7 +8,21 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-__all__ = ["ClassificationMetrics", "SegmentationMetrics", "smoothed_cross_entropy"]
+__all__ = ["ClassificationMetrics", "SegmentationMetrics", "smoothed_cross_entropy",
+           "dice_loss"]
+
+
+def dice_loss(logits: paddle.Tensor, labels: paddle.Tensor, smooth: float = 1e-5
+              ) -> paddle.Tensor:
+    """Soft Dice loss as Swin-Unet computes it: softmax over the classes of ``logits``
+    ``[B, K, H, W]``, per class ``1 - (2 sum(p y) + s) / (sum(p^2) + sum(y^2) + s)`` over
+    the batch with one-hot ``labels`` ``[B, H, W]``, averaged over the K classes."""
+    probabilities = F.softmax(logits, axis=1)
+    target = F.one_hot(labels, logits.shape[1]).transpose([0, 3, 1, 2]).astype(logits.dtype)
+    axes = [0, 2, 3]
+    intersection = (probabilities * target).sum(axis=axes)
+    sums = (probabilities * probabilities).sum(axis=axes) + (target * target).sum(axis=axes)
+    return (1.0 - (2.0 * intersection + smooth) / (sums + smooth)).mean()
 
 
 def smoothed_cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor, smoothing: float,
@@ -38,6 +52,13 @@ class ClassificationMetrics:
              label_smoothing: float = 0.0) -> paddle.Tensor:
         return smoothed_cross_entropy(logits, labels.reshape([-1, 1]), label_smoothing, -1)
 
+    @classmethod
+    def training_loss(cls, label_smoothing: float = 0.0, loss: str = "ce"):
+        """``(logits, labels) -> loss`` for training: cross-entropy, smoothed."""
+        if loss != "ce":
+            raise ValueError(f"classification trains with loss 'ce', got {loss!r}")
+        return lambda logits, labels: cls.loss(logits, labels, label_smoothing)
+
     def update(self, logits: paddle.Tensor, labels: paddle.Tensor) -> None:
         logits = logits.astype("float32")
         k = min(5, self.num_classes)
@@ -55,7 +76,8 @@ class ClassificationMetrics:
 class SegmentationMetrics:
     """Loss, pixel accuracy and mean IoU over logits ``[B, K, H, W]`` and masks ``[B, H, W]``.
 
-    The IoU mean is over the classes that occur in the masks or the predictions.
+    The IoU mean is over the classes that occur in the masks or the predictions; each of
+    those classes' IoU is reported as ``iou_class<k>``.
     """
 
     primary = "miou"
@@ -69,6 +91,15 @@ class SegmentationMetrics:
     def loss(logits: paddle.Tensor, labels: paddle.Tensor,
              label_smoothing: float = 0.0) -> paddle.Tensor:
         return smoothed_cross_entropy(logits, labels.unsqueeze(1), label_smoothing, 1)
+
+    @classmethod
+    def training_loss(cls, label_smoothing: float = 0.0, loss: str = "ce"):
+        """``(logits, masks) -> loss`` for training: cross-entropy (smoothed), or
+        ``0.4 * CE + 0.6 * Dice`` (``"ce+dice"``, Swin-Unet's)."""
+        if loss == "ce":
+            return lambda logits, labels: cls.loss(logits, labels, label_smoothing)
+        return lambda logits, labels: (0.4 * cls.loss(logits, labels, label_smoothing)
+                                       + 0.6 * dice_loss(logits, labels))
 
     def update(self, logits: paddle.Tensor, labels: paddle.Tensor) -> None:
         logits = logits.astype("float32")
@@ -87,6 +118,8 @@ class SegmentationMetrics:
         union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
         present = union > 0
         iou = np.diag(confusion)[present] / union[present]
+        per_class = {f"iou_class{k}": float(v)
+                     for k, v in zip(np.flatnonzero(present), iou)}
         return {"loss": self.sums[0] / pixels,
                 "pixel_accuracy": np.trace(confusion) / pixels,
-                "miou": float(iou.mean()) if iou.size else 0.0}
+                "miou": float(iou.mean()) if iou.size else 0.0, **per_class}

@@ -40,8 +40,10 @@ def results_tables(records: Sequence[dict], speed_records: Sequence[dict] = (),
                    task: str = "classification") -> str:
     """Markdown: the accuracy-and-speed table, and a speed-only table when there is one."""
     metrics = _METRIC_COLUMNS[task]
+    per_class = task == "segmentation"
     header = ["model", "input", "epochs"] + [h for _, h, _ in metrics] + \
-        ["train ms/batch", "images/s", "eval s", "params (M)", "GMACs", "peak memory MB"]
+        ["train ms/batch", "images/s", "eval s", "params (M)", "GMACs", "peak memory MB"] + \
+        (["IoU per class"] if per_class else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
         cells = [r["name"], "x".join(map(str, r["input_hw"])), str(r["epochs_done"])]
@@ -49,6 +51,10 @@ def results_tables(records: Sequence[dict], speed_records: Sequence[dict] = (),
         cells += [_cell(r["train_ms_per_batch"], "{:.0f}"), _cell(r["images_per_second"], "{:.1f}"),
                   _cell(r["eval_seconds"], "{:.1f}"), f"{r['params'] / 1e6:.2f}",
                   f"{r['macs'] / 1e9:.3f}", _cell(r["peak_memory_mb"], "{:.0f}")]
+        if per_class:
+            cells.append(" ".join(f"{key[len('test_iou_class'):]}: {value:.0%}"
+                                  for key, value in r.items()
+                                  if key.startswith("test_iou_class")))
         lines.append("| " + " | ".join(cells) + " |")
     if speed_records:
         lines += ["", "Speed only (training steps on one batch, no accuracy):", "",

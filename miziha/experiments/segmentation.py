@@ -10,7 +10,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
-from ..models import create_model
+from ..models import create_model, list_models
+from .compare import protocol
 from .data import ArrayDataset, limit, split
 from .metrics import SegmentationMetrics
 from .report import run_metadata, write_results
@@ -86,10 +87,16 @@ def load_segmentation_folder(folder: str, size: int,
     return ArrayDataset(np.stack(images), labels, classes, root.name)
 
 
+#: The models the example compares by default.
+DEFAULT_MODELS = ("unet", "swin_unet")
+
+
 @dataclass
 class SegmentationOptions:
-    """Data, models and protocol of the UNet vs SwinUNet comparison."""
+    """Data, models (segmentation names of the registry) and protocol of the comparison."""
 
+    models: Sequence[str] = DEFAULT_MODELS
+    recipe: str = "reference"
     data_dir: Optional[str] = None
     size: int = 48
     samples: int = 200  # generated samples (without data_dir)
@@ -106,6 +113,22 @@ class SegmentationOptions:
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
+        known = list_models(task="segmentation")
+        unknown = [m for m in self.models if m not in known]
+        if unknown or not self.models:
+            raise ValueError(f"models must be segmentation models of the registry "
+                             f"({', '.join(known)}), got {list(self.models)}")
+
+
+def build_segmentation_model(name: str, num_classes: int,
+                             options: SegmentationOptions) -> paddle.nn.Layer:
+    """``name`` from the registry: UNets get ``widths``, Swin ones ``window_size``."""
+    kwargs = {}
+    if name.endswith("unet"):
+        kwargs["widths"] = options.widths
+    if name.startswith("swin_"):
+        kwargs["window_size"] = options.window_size
+    return create_model(name, num_classes=num_classes, **kwargs)
 
 
 def plot_predictions(path: Path, data: ArrayDataset, models: Sequence[Tuple[str, object]],
@@ -145,8 +168,9 @@ def plot_predictions(path: Path, data: ArrayDataset, models: Sequence[Tuple[str,
 
 def run_segmentation(options: SegmentationOptions,
                      log: Callable[[str], None] = print) -> Tuple[List[dict], str]:
-    """Train and evaluate UNet and SwinUNet (same widths), write results.json, results.md,
-    comparison.png, predictions.png, VisualDL logs and checkpoints (main process)."""
+    """Train and evaluate every model of ``options.models``, write results.json (with
+    per-class IoU), results.md, comparison.png, predictions.png, VisualDL logs and
+    checkpoints (main process)."""
     runtime = current_runtime(options.config.amp, log)
     say = log if runtime.is_main else (lambda _: None)
     seed = options.config.seed
@@ -158,12 +182,9 @@ def run_segmentation(options: SegmentationOptions,
     train, test = limit(train, options.limit_train, seed), limit(test, options.limit_test, seed)
     say(f"data: {data.name}, {len(train)} train / {len(test)} test images of "
         f"{options.size}x{options.size}, {data.num_classes} classes")
-    builders = {
-        "UNet": lambda: create_model("unet", num_classes=data.num_classes,
-                                     widths=options.widths),
-        "SwinUNet": lambda: create_model("swin_unet", num_classes=data.num_classes,
-                                         widths=options.widths,
-                                         window_size=options.window_size)}
+    builders = {name: (lambda name=name: build_segmentation_model(name, data.num_classes,
+                                                                  options))
+                for name in options.models}
     records = [train_model(name, build, train, test, SegmentationMetrics, options.config,
                            runtime, None, options.output, options.resume, options.overwrite,
                            say)
@@ -172,11 +193,10 @@ def run_segmentation(options: SegmentationOptions,
     if runtime.is_main:
         metadata = run_metadata(runtime, dataset=data.name, image_size=options.size,
                                 train_images=len(train), test_images=len(test),
-                                epochs=options.config.epochs,
-                                batch_size=options.config.batch_size,
-                                widths=list(options.widths))
+                                recipe=options.recipe, widths=list(options.widths),
+                                **protocol(options.config))
         tables = write_results(options.output, records, [], metadata, task="segmentation",
-                               title=f"UNet vs SwinUNet on {data.name}")
+                               title=f"Segmentation on {data.name}")
         trained = [(name, load_trained(build(), options.output, name))
                    for name, build in builders.items()]
         plot_predictions(options.output / "predictions.png", test, trained)

@@ -21,11 +21,12 @@ from ..flops import flops
 from .data import ArrayDataset, augment, to_input
 from .runtime import Progress, Runtime
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "learning_rate", "train_model",
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "LOSSES", "learning_rate", "train_model",
            "measure_train_speed", "train_step", "checkpoint_state", "load_trained"]
 
 OPTIMIZERS = ("momentum", "adamw")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "poly")
+LOSSES = ("ce", "ce+dice")
 
 
 @dataclass
@@ -35,10 +36,13 @@ class TrainConfig:
     rate, no augmentation (:data:`miziha.experiments.recipes.RECIPES` names protocols).
 
     ``optimizer``: ``"momentum"`` (L2 decay ``weight_decay``) or ``"adamw"`` (decoupled
-    decay ``weight_decay``, betas 0.9/0.999); ``schedule``: ``"constant"`` or ``"cosine"``
-    (to 0 at the last step), after ``warmup_epochs`` of linear warm-up from 0 (a fraction
-    of an epoch is allowed); ``label_smoothing`` of the training loss; ``droppath``:
-    stochastic depth of the models that have it.
+    decay ``weight_decay``, betas 0.9/0.999); ``schedule``: ``"constant"``, ``"cosine"``
+    (to 0 at the last step) or ``"poly"`` (``(1 - progress) ** 0.9``, the segmentation
+    codes' decay), after ``warmup_epochs`` of linear warm-up from 0 (a fraction of an epoch
+    is allowed); ``label_smoothing`` of the training loss; ``loss``: ``"ce"`` or, for
+    segmentation, ``"ce+dice"`` (0.4 CE + 0.6 Dice, as Swin-Unet trains); ``droppath``:
+    stochastic depth of the models that have it; ``augment``: crop and flip (classification),
+    flip and random resized crop of image and mask (segmentation).
     """
 
     epochs: int = 40
@@ -50,6 +54,7 @@ class TrainConfig:
     schedule: str = "constant"
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
+    loss: str = "ce"
     droppath: float = 0.0
     augment: bool = False
     amp: bool = False
@@ -68,6 +73,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got "
                              f"{self.warmup_epochs}")
@@ -89,6 +96,8 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
     if config.schedule == "constant":
         return config.lr
     progress = (step - warmup) / max(total - warmup, 1)
+    if config.schedule == "poly":
+        return config.lr * (1.0 - progress) ** 0.9
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -192,10 +201,8 @@ def _optimizer(model: nn.Layer, config: TrainConfig) -> paddle.optimizer.Optimiz
 
 
 def _training_loss(metrics_type, config: TrainConfig):
-    """The metrics' loss, with the protocol's label smoothing."""
-    if not config.label_smoothing:
-        return metrics_type.loss
-    return lambda logits, labels: metrics_type.loss(logits, labels, config.label_smoothing)
+    """The task's training loss under the protocol (label smoothing, Dice)."""
+    return metrics_type.training_loss(config.label_smoothing, config.loss)
 
 
 def _scaler(runtime: Runtime) -> Optional[paddle.amp.GradScaler]:
@@ -316,10 +323,10 @@ def _train_model(name, build, train_data, test_data, metrics_type, config, runti
                         or config.warmup_epochs:
                     optimizer.set_lr(learning_rate(config, epoch * len(sampler) + step - 1,
                                                    len(sampler)))
-                images = train_data.images[index]
+                images, labels = train_data.images[index], train_data.labels[index]
                 if config.augment:
-                    images = augment(images, rng)
-                x, y = _input(images, input_size), paddle.to_tensor(train_data.labels[index])
+                    images, labels = augment(images, labels, rng)
+                x, y = _input(images, input_size), paddle.to_tensor(labels)
                 runtime.synchronize()
                 tick = time.perf_counter()
                 losses.append(train_step(trained, x, y, loss_fn, optimizer, scaler, runtime))
