@@ -11,13 +11,14 @@ can go.
    delete :class:`LayerNorm` and the ``input_affine`` fold of :class:`Linear`, and let
    :func:`layer_norm` return ``nn.LayerNorm`` (its callers' ``affine=False`` /
    ``input_affine`` arguments go with them).
-2. :class:`Linear`, bias row. Paddle's CPU bias gradient is a column sum, 15-60x slower
-   than a GEMV at power-of-two widths of 256 and more (16 ms against 0.6 ms for
-   ``[6272, 512]``; a speed problem, measured, not checked by a test), and ``addmm``'s
-   backward crashes the process (SIGSEGV in ``AddmmGradKernel``) when the bias gradient is
-   not computed (a frozen bias, or ``paddle.grad`` for the input only). The bias row
-   answers both; when ``addmm`` is fixed, the no-gradient path may keep ``addmm``, and the
-   bias row can go once Paddle's bias gradient is a GEMV.
+2. :class:`Linear` (:func:`linear_forward`), bias row. Paddle's CPU bias gradient is a
+   column sum, 15-60x slower than a GEMV at power-of-two widths of 256 and more (16 ms
+   against 0.6 ms for ``[6272, 512]``; a speed problem, measured, not checked by a test;
+   at narrower widths the bias row's copies cost more, see :data:`SLOW_BIAS_GRAD_WIDTH`),
+   and ``addmm``'s backward crashes the process (SIGSEGV in ``AddmmGradKernel``) when the
+   bias gradient is not computed (a frozen bias, or ``paddle.grad`` for the input only).
+   The bias row answers both; when ``addmm`` is fixed, the no-gradient path may keep
+   ``addmm``, and the bias row can go once Paddle's bias gradient is a GEMV.
 3. :func:`pad_bottom_right` concatenates zeros and crops instead of calling ``F.pad``:
    Paddle 3.3's oneDNN pad in ``paddle.inference`` ignores ``data_format="NHWC"`` and pads
    the last two axes (W and C) as if the input were NCHW (``[2, 5, 7, 4]`` padded by one
@@ -34,9 +35,9 @@ can go.
 6. Integer index arithmetic uses tensors only (:func:`miziha.shifts.shift_index`): an
    int64 tensor times or plus a Python number becomes a ``scale`` op, which Paddle 3.3's
    oneDNN inference kernel ignores for int64 (wrong tables in ``paddle.inference``).
-7. ``GroupNorm(1, C)`` runs as ``layer_norm`` over each flattened sample
-   (:class:`miziha.asmlp.GroupNorm1`): oneDNN's inference ``layer_norm`` takes the last
-   axis only.
+7. ``GroupNorm(1, C)`` runs as ``layer_norm`` over each flattened sample in graphs
+   (:class:`miziha.asmlp.GroupNorm1`; eager CPU takes Paddle's faster ``group_norm``):
+   oneDNN's inference ``layer_norm`` takes the last axis only.
 8. A batched ``matmul`` whose weight is broadcast over the batch (``[B, 2, N, K] @
    [2, K, C]``) fails in backward on CPU ("Input dimension size should be equal to 2"), so
    :mod:`miziha.asmlp` expands the weight first.
@@ -56,9 +57,13 @@ import paddle.nn.functional as F
 
 from .cpu import eager_on_cpu
 
-__all__ = ["Linear", "LayerNorm", "pad_bottom_right", "conv_channels_last"]
+__all__ = ["Linear", "linear_forward", "LayerNorm", "pad_bottom_right", "conv_channels_last"]
 
 Affine = Tuple[Optional[paddle.Tensor], Optional[paddle.Tensor]]
+#: Output width from which Paddle's CPU bias gradient (a column sum) is slow (workaround 2):
+#: 8-16 ms for ``[12544, 256]`` and ``[6272, 512]``, about 1 ms for ``[12544, 64]``,
+#: ``[6272, 128]`` and ``[1568, 256]``.
+SLOW_BIAS_GRAD_WIDTH = 256
 Size = Union[int, paddle.Tensor]
 
 
@@ -82,31 +87,53 @@ class Linear(nn.Linear):
 
         Returns: ``[..., out]``.
         """
-        weight, bias = self.weight, self.bias
-        if input_affine is not None:
-            scale, shift = input_affine  # either may be None (a LayerNorm without it)
-            if paddle.in_dynamic_mode() and x.size < weight.size:  # few tokens: on x
-                if scale is not None:
-                    x = x * scale.astype(x.dtype)
-                if shift is not None:
-                    x = x + shift.astype(x.dtype)
-            else:
-                if shift is not None:
-                    shift_out = paddle.matmul(shift.astype(weight.dtype), weight)
-                    bias = shift_out if bias is None else bias + shift_out
-                if scale is not None:
-                    weight = scale.astype(weight.dtype).reshape([-1, 1]) * weight
-        if bias is None or not eager_on_cpu(x) or x.dtype != weight.dtype:
-            return F.linear(x, weight, bias)
-        shape = x.shape
-        x2d = x.reshape([-1, shape[-1]])
-        if paddle.is_grad_enabled():
-            out = paddle.matmul(
-                paddle.concat([x2d, paddle.ones_like(x2d[:, :1])], axis=1),
-                paddle.concat([weight, bias.reshape([1, -1])], axis=0))
+        return linear_forward(x, self.weight, self.bias, input_affine)
+
+
+def linear_forward(x: paddle.Tensor, weight: paddle.Tensor, bias: Optional[paddle.Tensor],
+                   input_affine: Optional[Affine] = None, wide_bias_row: bool = False
+                   ) -> paddle.Tensor:
+    """``(x * scale + shift) @ weight + bias`` as :class:`Linear` computes it (the affine fold
+    of workaround 1, the bias row of workaround 2), for any layer holding such a weight
+    (e.g. a 1x1 convolution's, as ``[in, out]``).
+
+    Args:
+        x: ``[..., in]``.
+        weight: ``[in, out]``.
+        bias: ``[out]`` or None.
+        input_affine: ``(scale [in], shift [in])`` (either may be None) or None.
+        wide_bias_row: take the bias row only for outputs of at least
+            :data:`SLOW_BIAS_GRAD_WIDTH` columns; narrower ones use ``F.linear``, whose
+            column-sum bias gradient is then cheaper than the bias row's copies of ``x``
+            and of its gradient (measured with 1x1 convolutions of ``ASMLPT``).
+
+    Returns: ``[..., out]``.
+    """
+    if input_affine is not None:
+        scale, shift = input_affine  # either may be None (a LayerNorm without it)
+        if paddle.in_dynamic_mode() and x.size < weight.size:  # few tokens: on x
+            if scale is not None:
+                x = x * scale.astype(x.dtype)
+            if shift is not None:
+                x = x + shift.astype(x.dtype)
         else:
-            out = paddle.addmm(bias, x2d, weight)
-        return out.reshape(shape[:-1] + [out.shape[-1]])
+            if shift is not None:
+                shift_out = paddle.matmul(shift.astype(weight.dtype), weight)
+                bias = shift_out if bias is None else bias + shift_out
+            if scale is not None:
+                weight = scale.astype(weight.dtype).reshape([-1, 1]) * weight
+    if bias is None or not eager_on_cpu(x) or x.dtype != weight.dtype \
+            or (wide_bias_row and weight.shape[-1] < SLOW_BIAS_GRAD_WIDTH):
+        return F.linear(x, weight, bias)
+    shape = x.shape
+    x2d = x.reshape([-1, shape[-1]])
+    if paddle.is_grad_enabled():
+        out = paddle.matmul(
+            paddle.concat([x2d, paddle.ones_like(x2d[:, :1])], axis=1),
+            paddle.concat([weight, bias.reshape([1, -1])], axis=0))
+    else:
+        out = paddle.addmm(bias, x2d, weight)
+    return out.reshape(shape[:-1] + [out.shape[-1]])
 
 
 class LayerNorm(nn.LayerNorm):
