@@ -10,9 +10,9 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 
 from . import checks
+from .attention import group_attention, merge_heads, split_heads
 from .groups import TokenGroups, group_tables
 from .layers import ConvMerge, DropPath, Mlp, layer_norm, linear
 from .mixer import IntPair, TokenMixer
@@ -53,26 +53,18 @@ class LePEAttention(nn.Layer):
         Returns: ``[B, H*W, c]``.
         """
         rows, cols = groups.extent
-        n, heads, c = groups.group_tokens, self.num_heads, self.dim
-        # Channels-first within a group, [B*nG, 3c, N] (a batched 2-D transpose, fast on
-        # CPU): heads split without moving channel blocks, and V is an NCHW image of the
-        # group (its tokens are row-major over its extent).
-        qkv = paddle.index_select(qkv, groups.gather, axis=1).reshape(
-            [-1, n, 3 * c]).transpose([0, 2, 1])
-        q, k, v = paddle.split(qkv.reshape([-1, 3, c, n]), 3, axis=1)  # [B*nG, 1, c, N]
+        n, c = groups.group_tokens, self.dim
+        # Channels-first within a group (attention.split_heads): V is then an NCHW image of
+        # the group (its tokens are row-major over its extent).
+        q, k, v = split_heads(paddle.index_select(qkv, groups.gather, axis=1), n,
+                              self.num_heads)  # [B*nG, heads, d, N]
         if groups.valid is not None:  # LePE sees zeros where a stripe is padded
-            v = v.reshape([-1, groups.num_groups, c, n]) * groups.valid.astype(v.dtype) \
-                .reshape([groups.num_groups, 1, n])
+            v = (v.reshape([-1, groups.num_groups, c, n])
+                 * groups.valid.astype(v.dtype).reshape([groups.num_groups, 1, n])
+                 ).reshape([-1, self.num_heads, c // self.num_heads, n])
         lepe = self.get_v(v.reshape([-1, c, rows, cols]))  # [B*nG, c, rows, cols]
-        attn = paddle.matmul(q.reshape([-1, heads, c // heads, n]) * self.scale,
-                             k.reshape([-1, heads, c // heads, n]),
-                             transpose_x=True)  # [B*nG, heads, N, N]
-        if groups.key_mask is not None:  # as attention.group_attention, channels-first
-            attn = attn.reshape([-1, groups.num_groups, heads * n, n]) \
-                + groups.key_mask.astype(attn.dtype).reshape([groups.num_groups, 1, n])
-        attn = self.attn_drop(F.softmax(attn.reshape([-1, heads, n, n]), axis=-1))
-        out = paddle.matmul(v.reshape([-1, heads, c // heads, n]), attn, transpose_y=True)
-        out = (out.reshape([-1, c, n]) + lepe.reshape([-1, c, n])).transpose([0, 2, 1])
+        out = group_attention(q, k, v, groups, self.scale, self.attn_drop)
+        out = merge_heads(out.reshape([-1, c, n]) + lepe.reshape([-1, c, n]), n)
         return paddle.index_select(out.reshape([-1, groups.num_groups * n, c]),
                                    groups.scatter, axis=1)  # [B, H*W, c]
 

@@ -84,12 +84,12 @@ class PaleAttention(nn.Layer):
     def _branch(self, qkv: paddle.Tensor, groups: TokenGroups) -> paddle.Tensor:
         """Attention of one half: ``qkv`` ``[B, H*W, 3 * C/2]`` (its q, k, v channels) ->
         ``[B, H*W, C/2]``."""
-        heads = self.num_heads // 2
-        grouped = paddle.index_select(qkv, groups.gather, axis=1)  # [B, nG*N, 3C/2]
-        q, k, v = paddle.split(split_heads(grouped, groups.group_tokens, 3 * heads), 3,
-                               axis=1)  # [B*nG, heads, N, d] each
-        out = group_attention(q, k, v, groups, self.scale, self.attn_drop)
-        return paddle.index_select(merge_heads(out, groups), groups.scatter, axis=1)
+        n = groups.group_tokens
+        q, k, v = split_heads(paddle.index_select(qkv, groups.gather, axis=1), n,
+                              self.num_heads // 2)  # [B*nG, heads, d, N] each
+        out = merge_heads(group_attention(q, k, v, groups, self.scale, self.attn_drop), n)
+        return paddle.index_select(out.reshape([-1, groups.num_groups * n, self.dim // 2]),
+                                   groups.scatter, axis=1)
 
     def forward(self, x: paddle.Tensor, geometry: PaleGeometry,
                 input_affine: Optional[Affine] = None) -> paddle.Tensor:
