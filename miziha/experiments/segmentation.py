@@ -114,6 +114,9 @@ class SegmentationOptions:
     def __post_init__(self) -> None:
         self.output = Path(self.output)
         known = list_models(task="segmentation")
+        # A classification name with a segmentation twin (hrnet_w18 -> hrnet_w18_seg).
+        self.models = [m if m in known or f"{m}_seg" not in known else f"{m}_seg"
+                       for m in self.models]
         unknown = [m for m in self.models if m not in known]
         if unknown or not self.models:
             raise ValueError(f"models must be segmentation models of the registry "

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import List, Optional, Sequence
 
-import numpy as np
 import paddle
 import paddle.nn as nn
 
@@ -18,10 +17,7 @@ from .common import check_image
 from .features import feature_entry, stage_indices
 from .registry import register_model
 
-__all__ = ["PatchEmbed", "SwinTransformer", "swin_tiny", "official_to_miziha"]
-
-#: Buffers of the official checkpoints that miziha derives from the input size instead.
-OFFICIAL_BUFFERS = ("relative_position_index", "attn_mask")
+__all__ = ["PatchEmbed", "SwinTransformer", "swin_tiny"]
 
 
 class PatchEmbed(nn.Layer):
@@ -55,7 +51,7 @@ class SwinTransformer(nn.Layer):
 
     Parameter names follow the official checkpoints (``patch_embed.proj``,
     ``layers.{i}.blocks.{j}.attn.qkv``, ``layers.{i}.downsample.reduction``, ``norm``,
-    ``head``); see :func:`official_to_miziha` to load one.
+    ``head``); see :func:`~miziha.models.checkpoints.official_to_miziha` to load one.
 
     Args:
         num_classes: classes of the head (>= 1).
@@ -147,45 +143,3 @@ def swin_tiny(num_classes: int = 1000, **kwargs) -> SwinTransformer:
                    window_size=7, droppath=0.2)
     options.update(kwargs)
     return SwinTransformer(num_classes=num_classes, **options)
-
-
-def official_to_miziha(model: SwinTransformer,
-                       state: Mapping[str, object]) -> Dict[str, np.ndarray]:
-    """Convert an official Swin V1 classification state dict for ``model.set_state_dict``.
-
-    The names are the same. Linear weights are transposed (PyTorch stores ``[out, in]``,
-    Paddle ``[in, out]``); the ``relative_position_index`` and ``attn_mask`` buffers are
-    dropped, since miziha builds them for each input size.
-
-    Args:
-        model: the miziha model the weights are for (it says which tensors are Linear).
-        state: official names -> arrays (``torch_state[k].numpy()``, or anything
-            ``np.asarray`` takes).
-
-    Returns: names -> float32 arrays, every parameter of ``model`` exactly once.
-
-    Raises:
-        ValueError: names missing or unexpected, or a shape that does not fit.
-    """
-    linear_weights = {f"{name}.weight" for name, layer in model.named_sublayers()
-                      if isinstance(layer, nn.Linear)}
-    expected = model.state_dict()
-    converted = {}
-    for name, value in state.items():
-        if name.rsplit(".", 1)[-1] in OFFICIAL_BUFFERS:
-            continue
-        array = np.asarray(value, dtype=np.float32)
-        converted[name] = array.T if name in linear_weights else array
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    if missing or unexpected:
-        raise ValueError(f"state dict does not fit the model: missing {missing[:5]}"
-                         f"{'...' if len(missing) > 5 else ''} ({len(missing)}), unexpected "
-                         f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''} "
-                         f"({len(unexpected)})")
-    for name, array in converted.items():
-        if list(array.shape) != list(expected[name].shape):
-            raise ValueError(f"{name}: the model has shape {list(expected[name].shape)}, the "
-                             f"state dict {list(array.shape)} (after transposing Linear "
-                             f"weights)")
-    return converted
