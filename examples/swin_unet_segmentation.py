@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--window-size", type=int, default=7, help="SwinT window (default: %(default)s)")
     add("--limit-train", type=int, help="use only this many training images")
     add("--limit-test", type=int, help="use only this many test images")
-    add_training_options(parser, epochs=5, batch_size=8, lr=0.05,
+    add_training_options(parser, epochs=16, batch_size=8, lr=0.05,
                          output="runs/swin_unet_segmentation")
     add_recipe_option(parser, SEGMENTATION_RECIPES, default=DEFAULT_RECIPE)
     return parser
