@@ -106,6 +106,11 @@ def _baseline_of(model: str, models: Sequence[str]) -> Optional[str]:
     return None if candidates[0] == model else candidates[0]
 
 
+def _ratio(value: float) -> str:
+    """``1.7x``; two significant digits below 0.1 (``0.032x``)."""
+    return f"{value:.1f}x" if value >= 0.1 else f"{value:.2g}x"
+
+
 def verdicts(summary: Sequence[dict], task: str = "classification") -> List[str]:
     """One line per model and its baseline: the difference of the primary metric in points
     with its spread over the seeds (paired by seed index), the time and memory ratios."""
@@ -123,9 +128,9 @@ def verdicts(summary: Sequence[dict], task: str = "classification") -> List[str]
                 f"{_spread(differences):.1f} points {label}, {len(pairs)} seed"
                 f"{'s' if len(pairs) > 1 else ''}")
         if entry["ms_per_batch"] and base["ms_per_batch"]:
-            line += f"; {entry['ms_per_batch'] / base['ms_per_batch']:.1f}x the time per batch"
+            line += f"; {_ratio(entry['ms_per_batch'] / base['ms_per_batch'])} the time per batch"
         if entry["peak_memory_mb"] and base["peak_memory_mb"]:
-            line += (f"; {entry['peak_memory_mb'] / base['peak_memory_mb']:.1f}x the peak "
+            line += (f"; {_ratio(entry['peak_memory_mb'] / base['peak_memory_mb'])} the peak "
                      f"memory")
         lines.append(line)
     return lines
