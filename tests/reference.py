@@ -169,3 +169,17 @@ def swin_transformer(x, params, depths, num_heads, window_size, patch):
                   out_channels=x.shape[-1] * (1 if last else 2), data_format="NHWC")
     x = layer_norm(x, params["norm.weight"], params["norm.bias"]).mean(axis=(1, 2))
     return linear(x, params["head.weight"], params["head.bias"])
+
+
+def conv3x3_stride2(x, weight, bias):
+    """Conv2d 3x3, stride 2, padding 1 on x [B, H, W, C] -> [B, ceil(H/2), ceil(W/2), C_out];
+    weight [C_out, C, 3, 3] (PyTorch layout), bias [C_out]; a sum over the nine taps."""
+    b, h, w, _ = x.shape
+    ho, wo = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    y = np.zeros((b, ho, wo, weight.shape[0])) + bias
+    for dy in range(3):
+        for dx in range(3):
+            tap = xp[:, dy:dy + 2 * ho - 1:2, dx:dx + 2 * wo - 1:2, :]  # [B, ho, wo, C]
+            y += tap @ weight[:, :, dy, dx].T
+    return y

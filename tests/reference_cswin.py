@@ -56,7 +56,7 @@ import math
 
 import numpy as np
 
-from reference import gelu, layer_norm, linear
+from reference import conv3x3_stride2, gelu, layer_norm, linear
 
 LN_EPS = 1e-5  # nn.LayerNorm default; the official model does not change it
 
@@ -158,15 +158,7 @@ def cswin_merge(x, p):
     """Official Merge_Block on x [B, H, W, C] -> [B, ceil(H/2), ceil(W/2), C_out]:
     Conv2d 3x3, stride 2, padding 1 (``conv.weight`` [C_out, C, 3, 3], ``conv.bias``), then
     LayerNorm(C_out) (``norm.weight``, ``norm.bias``)."""
-    b, h, w, c = x.shape
-    weight = p["conv.weight"]
-    ho, wo = (h - 1) // 2 + 1, (w - 1) // 2 + 1
-    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    y = np.zeros((b, ho, wo, weight.shape[0])) + p["conv.bias"]
-    for dy in range(3):
-        for dx in range(3):
-            tap = xp[:, dy:dy + 2 * ho - 1:2, dx:dx + 2 * wo - 1:2, :]  # [B, ho, wo, C]
-            y += tap @ weight[:, :, dy, dx].T
+    y = conv3x3_stride2(x, p["conv.weight"], p["conv.bias"])
     return layer_norm(y, p["norm.weight"], p["norm.bias"], eps=LN_EPS)
 
 

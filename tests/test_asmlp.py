@@ -1,6 +1,6 @@
 """ASMLPT: equivalence with the NumPy reference of the official AS-MLP blocks and patch
-merging, official names, gradients, recompute, export, MACs, argument errors, and the shift
-helper."""
+merging, official names, MACs, argument errors, and the shift helper (the contract tests
+of every mixer are in test_mixers.py)."""
 
 import numpy as np
 import paddle
@@ -8,10 +8,10 @@ import pytest
 
 from conftest import randomize, state_arrays
 from miziha.asmlp import ASMLPT
-from miziha.export import Predictor, save_for_inference
 from miziha.flops import flops
 from miziha.shifts import chunk_offsets, shift_channels
-from reference_asmlp import (as_block, as_macs, as_patch_merging, axial_shift_groups, conv1x1,
+from reference import linear
+from reference_asmlp import (as_block, as_macs, as_patch_merging, axial_shift_groups,
                              torch_chunk_sizes)
 
 
@@ -27,7 +27,7 @@ def reference(x, params, shift_size, depth, downsample, out_channels, data_forma
     if downsample:
         x = as_patch_merging(x, sub("downsample."))
     elif out_channels != x.shape[-1]:
-        x = conv1x1(x, params["proj.weight"], params["proj.bias"])
+        x = linear(x, params["proj.weight"], params["proj.bias"])  # miziha's projection
     return x.transpose(0, 3, 1, 2) if data_format == "NCHW" else x
 
 
@@ -89,51 +89,6 @@ def test_state_dict_holds_official_names_and_shapes():
               if k.startswith("downsample.")}
     assert merged == {"downsample.norm.weight": [4 * c], "downsample.norm.bias": [4 * c],
                       "downsample.reduction.weight": [2 * c, 4 * c, 1, 1]}
-
-
-@pytest.mark.parametrize("downsample, out_channels", [(False, 12), (False, 20), (True, 20)])
-def test_gradients_reach_every_parameter(downsample, out_channels):
-    layer = randomize(ASMLPT(12, out_channels, shift_size=3, downsample=downsample))
-    x = paddle.randn([2, 12, 7, 6])
-    x.stop_gradient = False
-    (layer(x) ** 2).mean().backward()
-    assert np.abs(x.grad.numpy()).sum() > 0
-    for name, param in layer.named_parameters():
-        assert param.grad is not None, name
-        grad = param.grad.numpy()
-        assert np.isfinite(grad).all() and np.abs(grad).sum() > 0, name
-
-
-def test_use_recompute_gives_the_same_gradients():
-    options = dict(downsample=True, droppath=0.2, dropout=0.1)
-    plain = randomize(ASMLPT(12, 16, **options))
-    recomputed = ASMLPT(12, 16, use_recompute=True, **options)
-    recomputed.set_state_dict(plain.state_dict())
-    x = np.random.default_rng(2).standard_normal((2, 12, 7, 9)).astype("float32")
-    results = []
-    for layer in (plain, recomputed):
-        paddle.seed(11)  # the same dropout and droppath draws
-        out = layer(paddle.to_tensor(x))
-        (out * paddle.to_tensor(np.linspace(-1, 1, out.size, dtype="float32")
-                                .reshape(out.shape))).sum().backward()
-        results.append((out.numpy(), {n: p.grad.numpy() for n, p in layer.named_parameters()}))
-    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-5)
-    assert results[0][1].keys() == results[1][1].keys()
-    for name, grad in results[0][1].items():
-        np.testing.assert_allclose(results[1][1][name], grad, rtol=1e-4, atol=1e-5,
-                                   err_msg=name)
-
-
-def test_export_matches_dygraph_at_two_sizes(tmp_path):
-    layer = randomize(ASMLPT(12, 16, downsample=True))
-    layer.eval()
-    predictor = Predictor(save_for_inference(layer, tmp_path / "asmlp", 12))
-    for size in [(14, 14), (9, 11)]:
-        x = np.random.default_rng(sum(size)).standard_normal((2, 12, *size)).astype("float32")
-        expected = layer(paddle.to_tensor(x)).numpy()
-        out = predictor(x)
-        assert out.shape == expected.shape
-        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("size", [(14, 14), (9, 11)])

@@ -1,5 +1,5 @@
 """CycleMLPT: equivalence with the NumPy reference of the official CycleMLP blocks, official
-names, gradients, recompute, export, MACs, argument errors, and the shift helper."""
+names, MACs and argument errors (the contract tests of every mixer are in test_mixers.py)."""
 
 import numpy as np
 import paddle
@@ -7,7 +7,6 @@ import pytest
 
 from conftest import randomize, state_arrays
 from miziha.cyclemlp import CycleMLPT
-from miziha.export import Predictor, save_for_inference
 from miziha.flops import flops
 from miziha.shifts import cycle_offsets, shift_channels
 from reference import linear
@@ -85,51 +84,6 @@ def test_state_dict_holds_official_names_and_shapes():
     merged = CycleMLPT(c, 32, downsample=True).state_dict()
     assert list(merged["downsample.conv.weight"].shape) == [32, c, 3, 3]
     assert "downsample.conv.bias" in merged and "downsample.norm.weight" not in merged
-
-
-@pytest.mark.parametrize("downsample, out_channels", [(False, 12), (False, 20), (True, 20)])
-def test_gradients_reach_every_parameter(downsample, out_channels):
-    layer = randomize(CycleMLPT(12, out_channels, qkv_bias=True, downsample=downsample))
-    x = paddle.randn([2, 12, 7, 6])
-    x.stop_gradient = False
-    (layer(x) ** 2).mean().backward()
-    assert np.abs(x.grad.numpy()).sum() > 0
-    for name, param in layer.named_parameters():
-        assert param.grad is not None, name
-        grad = param.grad.numpy()
-        assert np.isfinite(grad).all() and np.abs(grad).sum() > 0, name
-
-
-def test_use_recompute_gives_the_same_gradients():
-    options = dict(downsample=True, droppath=0.2, dropout=0.1)
-    plain = randomize(CycleMLPT(12, 16, **options))
-    recomputed = CycleMLPT(12, 16, use_recompute=True, **options)
-    recomputed.set_state_dict(plain.state_dict())
-    x = np.random.default_rng(2).standard_normal((2, 12, 7, 9)).astype("float32")
-    results = []
-    for layer in (plain, recomputed):
-        paddle.seed(11)  # the same dropout and droppath draws
-        out = layer(paddle.to_tensor(x))
-        (out * paddle.to_tensor(np.linspace(-1, 1, out.size, dtype="float32")
-                                .reshape(out.shape))).sum().backward()
-        results.append((out.numpy(), {n: p.grad.numpy() for n, p in layer.named_parameters()}))
-    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-5)
-    assert results[0][1].keys() == results[1][1].keys()
-    for name, grad in results[0][1].items():
-        np.testing.assert_allclose(results[1][1][name], grad, rtol=1e-4, atol=1e-5,
-                                   err_msg=name)
-
-
-def test_export_matches_dygraph_at_two_sizes(tmp_path):
-    layer = randomize(CycleMLPT(12, 16, downsample=True))
-    layer.eval()
-    predictor = Predictor(save_for_inference(layer, tmp_path / "cyclemlp", 12))
-    for size in [(14, 14), (9, 11)]:
-        x = np.random.default_rng(sum(size)).standard_normal((2, 12, *size)).astype("float32")
-        expected = layer(paddle.to_tensor(x)).numpy()
-        out = predictor(x)
-        assert out.shape == expected.shape
-        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("size", [(14, 14), (9, 11)])

@@ -48,29 +48,75 @@ def test_nhwc_matches_nchw(name):
 
 
 @pytest.mark.parametrize("name", MIXERS)
-def test_export_with_dynamic_size_matches_eager(tmp_path, name):
-    layer = randomize(_layer(name, downsample=True))
+@pytest.mark.parametrize("data_format, downsample", [("NCHW", True), ("NHWC", False)])
+def test_export_with_dynamic_size_matches_eager(tmp_path, name, data_format, downsample):
+    layer = randomize(_layer(name, downsample=downsample, data_format=data_format))
     layer.eval()
-    predictor = Predictor(save_for_inference(layer, tmp_path / name, 16))
-    for size in [(12, 12), (7, 10)]:
+    predictor = Predictor(save_for_inference(layer, tmp_path / name, 16, data_format))
+    for size in [(14, 14), (9, 11)]:
         x = np.random.default_rng(size[1]).standard_normal((2, 16, *size)).astype("float32")
+        if data_format == "NHWC":
+            x = x.transpose(0, 2, 3, 1).copy()
         np.testing.assert_allclose(predictor(x), layer(paddle.to_tensor(x)).numpy(),
                                    rtol=1e-4, atol=1e-4)
 
 
+def _outputs_and_gradients(layer, x, seed=11):
+    """Output, input gradient and parameter gradients of ``sum(out * ramp)``, with Paddle
+    seeded so that stochastic depth draws the same."""
+    paddle.seed(seed)
+    inputs = paddle.to_tensor(x, stop_gradient=False)
+    out = layer(inputs)
+    ramp = np.linspace(-1, 1, out.size, dtype="float32").reshape(out.shape)
+    (out * paddle.to_tensor(ramp)).sum().backward()
+    grads = {n: p.grad.numpy() for n, p in layer.named_parameters()}
+    layer.clear_gradients()
+    return out.numpy(), inputs.grad.numpy(), grads
+
+
 @pytest.mark.parametrize("name", MIXERS)
-def test_recompute_gives_the_same_gradients(name):
-    plain = randomize(_layer(name, downsample=True))
-    recomputed = _layer(name, downsample=True, use_recompute=True)
+@pytest.mark.parametrize("downsample, out_channels", [(True, 24), (False, 16)])
+def test_gradients_reach_every_parameter(name, downsample, out_channels):
+    layer = randomize(_layer(name, out_channels=out_channels, downsample=downsample))
+    _, x_grad, grads = _outputs_and_gradients(
+        layer, np.random.default_rng(1).standard_normal((2, 16, 7, 6)).astype("float32"))
+    assert np.abs(x_grad).sum() > 0
+    for param_name, grad in grads.items():
+        assert np.isfinite(grad).all() and np.abs(grad).sum() > 0, param_name
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_recompute_gives_the_same_outputs_and_gradients(name):
+    plain = randomize(_layer(name, downsample=True, droppath=0.2))
+    recomputed = _layer(name, downsample=True, droppath=0.2, use_recompute=True)
     recomputed.set_state_dict(plain.state_dict())
     x = np.random.default_rng(0).standard_normal((2, 16, 7, 6)).astype("float32")
-    grads = []
-    for layer in (plain, recomputed):
-        inputs = paddle.to_tensor(x, stop_gradient=False)
-        (layer(inputs) ** 2).sum().backward()
-        grads.append([inputs.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()])
-    for a, b in zip(*grads):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    (out, x_grad, grads), (out_r, x_grad_r, grads_r) = (
+        _outputs_and_gradients(layer, x) for layer in (plain, recomputed))
+    np.testing.assert_allclose(out_r, out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x_grad_r, x_grad, rtol=1e-4, atol=1e-5)
+    for param_name, grad in grads.items():
+        np.testing.assert_allclose(grads_r[param_name], grad, rtol=1e-4, atol=1e-5,
+                                   err_msg=param_name)
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_cpu_sub_batches_give_the_same_outputs_and_gradients(monkeypatch, name):
+    layer = randomize(_layer(name, downsample=True))
+    x = np.random.default_rng(3).standard_normal((5, 16, 7, 6)).astype("float32")
+    whole = _outputs_and_gradients(layer, x)
+    sizes = []
+    budget = layer.sample_bytes(layer.layout(7, 6), 4)  # one sample's widest temporary
+    monkeypatch.setattr(miziha.cpu, "BATCH_CHUNK_BYTES", budget)
+    layer.blocks[0].register_forward_pre_hook(lambda _, inputs: sizes.append(
+        inputs[0].shape[0]))
+    split = _outputs_and_gradients(layer, x)
+    assert sizes == [1] * 5
+    np.testing.assert_allclose(split[0], whole[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(split[1], whole[1], rtol=1e-4, atol=1e-5)
+    for param_name, grad in whole[2].items():
+        np.testing.assert_allclose(split[2][param_name], grad, rtol=1e-4, atol=1e-4,
+                                   err_msg=param_name)
 
 
 @pytest.mark.parametrize("name", MIXERS)

@@ -1,5 +1,6 @@
 """PaleT: equivalence with the NumPy Pale reference, the pale-shaped dependency pattern,
-parameter names, gradients, recompute, argument errors, export and MAC counts."""
+parameter names, argument errors and MAC counts (the contract tests of every mixer are in
+test_mixers.py)."""
 
 import numpy as np
 import paddle
@@ -7,7 +8,6 @@ import pytest
 
 import miziha
 from conftest import randomize, state_arrays
-from miziha.export import Predictor, save_for_inference
 from miziha.pale import PaleAttention, PaleT
 from reference import linear as reference_linear
 from reference_pale import dependency_mask, pale_block, pale_macs, pale_merge
@@ -136,21 +136,6 @@ def test_state_dict_holds_the_block_names():
     assert not any(k.startswith(("proj", "downsample")) for k in PaleT(16, 16).state_dict())
 
 
-@pytest.mark.parametrize("downsample, out_channels", [(False, 16), (False, 24), (True, 24)])
-def test_gradients_reach_every_parameter(downsample, out_channels):
-    layer = randomize(PaleT(16, out_channels, num_heads=2, pale_size=4,
-                            downsample=downsample))
-    x = paddle.randn([2, 16, 10, 9])
-    x.stop_gradient = False
-    (layer(x) ** 2).mean().backward()
-    assert np.isfinite(x.grad.numpy()).all() and np.abs(x.grad.numpy()).sum() > 0
-    for name, param in layer.named_parameters():
-        assert param.grad is not None, name
-        grad = param.grad.numpy()
-        assert np.isfinite(grad).all(), name
-        assert np.abs(grad).sum() > 0, name
-
-
 def _run_and_grads(layer, x):
     x = paddle.to_tensor(x, stop_gradient=False)
     paddle.seed(11)  # the same dropout and droppath draws in both layers
@@ -160,36 +145,6 @@ def _run_and_grads(layer, x):
     (out * weights).sum().backward()
     return out.numpy(), {n: p.grad.numpy() for n, p in layer.named_parameters()}, \
         x.grad.numpy()
-
-
-def test_use_recompute_gives_the_same_outputs_and_gradients():
-    options = dict(num_heads=2, pale_size=4, downsample=True, droppath=0.3, dropout=0.1,
-                   attention_dropout=0.1)
-    plain = randomize(PaleT(16, 24, **options))
-    recomputed = PaleT(16, 24, use_recompute=True, **options)
-    recomputed.set_state_dict(plain.state_dict())
-    x = np.random.default_rng(2).standard_normal((2, 16, 11, 9)).astype("float32")
-    out, grads, x_grad = _run_and_grads(plain, x)
-    out_rc, grads_rc, x_grad_rc = _run_and_grads(recomputed, x)
-    np.testing.assert_allclose(out_rc, out, rtol=1e-5, atol=1e-5)
-    assert grads_rc.keys() == grads.keys() and len(grads) == len(plain.parameters())
-    for name, grad in grads.items():
-        np.testing.assert_allclose(grads_rc[name], grad, rtol=1e-4, atol=1e-5, err_msg=name)
-    np.testing.assert_allclose(x_grad_rc, x_grad, rtol=1e-4, atol=1e-5)
-
-
-def test_sub_batches_give_the_same_outputs(monkeypatch):
-    layer = randomize(PaleT(16, 16, num_heads=2, pale_size=4))
-    layer.eval()
-    x = paddle.randn([5, 16, 9, 11])
-    expected = layer(x).numpy()
-    layout = layer.layout(9, 11)
-    monkeypatch.setattr(miziha.cpu, "BATCH_CHUNK_BYTES", 2 * layer.sample_bytes(layout, 4))
-    batches = []
-    layer.blocks[0].register_forward_pre_hook(lambda _, inputs: batches.append(
-        inputs[0].shape[0]))
-    np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-6, atol=1e-6)
-    assert batches == [2, 2, 1]
 
 
 def test_default_heads_and_repr():
@@ -240,22 +195,6 @@ def test_bad_inputs_raise_value_error():
         layer(paddle.randn([1, 8, 8, 8]))
     with pytest.raises(ValueError, match="4-D NCHW input, got 3-D"):
         layer(paddle.randn([16, 8, 8]))
-
-
-@pytest.mark.parametrize("data_format, downsample", [("NCHW", True), ("NHWC", False)])
-def test_export_matches_dygraph_at_two_sizes(tmp_path, data_format, downsample):
-    layer = randomize(PaleT(16, 24, num_heads=2, pale_size=7, downsample=downsample,
-                            data_format=data_format))
-    layer.eval()
-    predictor = Predictor(save_for_inference(layer, tmp_path / "pale", 16, data_format))
-    for size in [(14, 14), (9, 11)]:
-        x = np.random.default_rng(sum(size)).standard_normal((2, 16, *size)).astype("float32")
-        if data_format == "NHWC":
-            x = x.transpose(0, 2, 3, 1).copy()
-        expected = layer(paddle.to_tensor(x)).numpy()
-        out = predictor(x)
-        assert out.shape == expected.shape
-        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("size, pale_size", [((14, 14), 7), ((28, 21), 7), ((9, 11), 4)])
