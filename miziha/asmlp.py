@@ -24,7 +24,7 @@ import paddle.nn.functional as F
 from . import checks, swin_blocks
 from .cpu import eager_on_cpu
 from .geometry import size_cached
-from .layers import DropPath, linear
+from .layers import DropPath
 from .mixer import IntPair, TokenMixer
 from .shapes import Size, shape_of
 from .shifts import chunk_offsets, one_slot, shift_index, take
@@ -242,10 +242,7 @@ class ASMLPT(TokenMixer):
         self.blocks = nn.LayerList([
             AxialShiftedBlock(self.in_channels, self.mlp_hidden, droppath=rate, **block_options)
             for rate in self.droppaths])
-        self.downsample = PatchMerging(self.in_channels, self.out_channels) \
-            if self.downsample_enabled else None
-        self.proj = linear(self.in_channels, self.out_channels) \
-            if not self.downsample_enabled and self.out_channels != self.in_channels else None
+        self._build_output(PatchMerging)
 
     def layout(self, height: Size, width: Size,
                like: Optional[paddle.Tensor] = None) -> List[ShiftGeometry]:

@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import paddle
 
-__all__ = ["dtype_name", "heads", "flag", "mlp_width", "positive_int", "int_pair", "rate", "rates", "positive_float",
+__all__ = ["dtype_name", "heads", "branch_heads", "attention_options", "flag", "mlp_width", "positive_int", "int_pair", "rate", "rates", "positive_float",
            "default_num_heads", "tensor"]
 
 
@@ -95,6 +95,29 @@ def two_branch_heads(channels: int, head_dim: int = 32) -> int:
     """Default heads of a layer that splits channels and heads into two halves: about
     ``head_dim`` channels a head, the same (whole) number in each half."""
     return 2 * default_num_heads(max(channels // 2, 1), head_dim)
+
+
+def branch_heads(channels: int, num_heads: Optional[int], halves: str) -> int:
+    """Heads of a layer that gives half the channels and heads to each of two branches
+    (``halves`` says which, for the message): ``num_heads`` checked to be even and to divide
+    ``channels``; None: :func:`two_branch_heads`."""
+    if channels % 2:
+        raise ValueError(f"in_channels must be even ({halves}), got {channels}")
+    if num_heads is None:
+        return two_branch_heads(channels)
+    num_heads = heads(channels, num_heads)
+    if num_heads % 2:
+        raise ValueError(f"num_heads must be even ({halves}), got {num_heads}")
+    return num_heads
+
+
+def attention_options(qkv_bias, qk_scale, dropout, attention_dropout) -> dict:
+    """The checked options every attention block takes: ``qkv_bias`` (bool), ``qk_scale``
+    (> 0 or None), ``dropout`` and ``attention_dropout`` (rates)."""
+    return dict(qkv_bias=flag("qkv_bias", qkv_bias),
+                qk_scale=positive_float("qk_scale", qk_scale, allow_none=True),
+                dropout=rate("dropout", dropout),
+                attention_dropout=rate("attention_dropout", attention_dropout))
 
 
 def heads(channels: int, num_heads: Optional[int], head_dim: int = 32) -> int:

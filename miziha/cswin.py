@@ -6,6 +6,8 @@ parameter names.
 
 from __future__ import annotations
 
+from functools import partial
+
 from typing import List, Optional, Sequence, Tuple, Union
 
 import paddle
@@ -194,20 +196,14 @@ class CSWinT(TokenMixer):
         self.last_stage = checks.flag("last_stage", last_stage)
         self.num_heads = self._heads(num_heads)
         self.mlp_hidden = checks.mlp_width(self.in_channels, mlp_ratio)
-        block_options = dict(
-            last_stage=self.last_stage,
-            qkv_bias=checks.flag("qkv_bias", qkv_bias),
-            qk_scale=checks.positive_float("qk_scale", qk_scale, allow_none=True),
-            dropout=checks.rate("dropout", dropout),
-            attention_dropout=checks.rate("attention_dropout", attention_dropout))
+        block_options = dict(checks.attention_options(qkv_bias, qk_scale, dropout,
+                                                      attention_dropout),
+                             last_stage=self.last_stage)
         self.blocks = nn.LayerList([
             CSWinBlock(self.in_channels, self.num_heads, self.mlp_hidden, droppath=rate,
                        **block_options)
             for rate in self.droppaths])
-        self.downsample = ConvMerge(self.in_channels, self.out_channels, norm=True) \
-            if self.downsample_enabled else None
-        self.proj = linear(self.in_channels, self.out_channels) \
-            if not self.downsample_enabled and self.out_channels != self.in_channels else None
+        self._build_output(partial(ConvMerge, norm=True))
 
     @classmethod
     def default_heads(cls, channels: int, head_dim: int = 32) -> int:
@@ -218,16 +214,8 @@ class CSWinT(TokenMixer):
         """Checked heads; two branches split channels and heads in halves."""
         if self.last_stage:
             return checks.heads(self.in_channels, num_heads)
-        if self.in_channels % 2:
-            raise ValueError(f"in_channels must be even (two branches of half the channels "
-                             f"each; or last_stage=True), got {self.in_channels}")
-        if num_heads is None:
-            return self.default_heads(self.in_channels)
-        heads = checks.heads(self.in_channels, num_heads)
-        if heads % 2:
-            raise ValueError(f"num_heads must be even (half the heads on each stripe "
-                             f"direction; or last_stage=True), got {heads}")
-        return heads
+        return checks.branch_heads(self.in_channels, num_heads, "two branches of half the "
+                                   "channels and heads each; or last_stage=True")
 
     def layout(self, height: Size, width: Size,
                like: Optional[paddle.Tensor] = None) -> List[BranchGroups]:

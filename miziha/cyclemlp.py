@@ -16,6 +16,8 @@ here: drop them when loading (they always equal :func:`miziha.shifts.cycle_offse
 
 from __future__ import annotations
 
+from functools import partial
+
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
@@ -203,10 +205,7 @@ class CycleMLPT(TokenMixer):
         self.blocks = nn.LayerList([
             CycleBlock(self.in_channels, self.mlp_hidden, droppath=rate, **block_options)
             for rate in self.droppaths])
-        self.downsample = ConvMerge(self.in_channels, self.out_channels, norm=False) \
-            if self.downsample_enabled else None
-        self.proj = linear(self.in_channels, self.out_channels) \
-            if not self.downsample_enabled and self.out_channels != self.in_channels else None
+        self._build_output(partial(ConvMerge, norm=False))
 
     def layout(self, height: Size, width: Size,
                like: Optional[paddle.Tensor] = None) -> List[CycleGeometry]:

@@ -6,8 +6,9 @@ downsampling (``downsample=True``: ``H' = ceil(H/2)``, ``W' = ceil(W/2)``) or a 
 projection to ``out_channels`` when it differs from ``in_channels``. This class owns what is
 the same for all of them: argument and input checks, NCHW/NHWC to tokens and back, the
 CPU sub-batches (:func:`miziha.cpu.run_in_sub_batches`), recompute, and the interface
-``miziha.flops`` reads. A design subclasses it and contributes its blocks, its downsampling
-layer and its geometry:
+``miziha.flops`` reads. A design subclasses it and contributes its blocks
+(``self.blocks``), its downsampling layer (passed to :meth:`_build_output`, which also makes
+the projection) and its geometry:
 
 * :meth:`layout` ``(height, width, like)``: one entry per block, the index tables that
   block needs for this map size (built with :func:`miziha.geometry.size_cached`, so they
@@ -23,7 +24,7 @@ Blocks are called as ``block(tokens [B, H*W, C], geometry)``; the downsampling l
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import paddle
 import paddle.nn as nn
@@ -31,6 +32,7 @@ from paddle.distributed.fleet.utils import recompute
 
 from . import checks
 from .cpu import run_in_sub_batches
+from .layers import linear
 from .shapes import Size, spatial_size
 
 __all__ = ["TokenMixer", "IntPair"]
@@ -95,6 +97,15 @@ class TokenMixer(nn.Layer):
         raise NotImplementedError
 
     # The shared contract.
+    def _build_output(self, downsampler: Callable[[int, int], nn.Layer]) -> None:
+        """Set what follows the blocks: ``downsample``, the design's
+        ``downsampler(in_channels, out_channels)`` when downsampling, else ``proj``, a
+        Linear to ``out_channels`` where they differ from ``in_channels`` (else None)."""
+        self.downsample = downsampler(self.in_channels, self.out_channels) \
+            if self.downsample_enabled else None
+        self.proj = linear(self.in_channels, self.out_channels) \
+            if not self.downsample_enabled and self.out_channels != self.in_channels else None
+
     def _check_input(self, x: paddle.Tensor) -> None:
         name = type(self).__name__
         checks.tensor(name, x)

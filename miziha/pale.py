@@ -10,6 +10,8 @@ the mixer (:class:`PaleT`); the interlaced token groups are :mod:`miziha.groups`
 
 from __future__ import annotations
 
+from functools import partial
+
 from typing import List, NamedTuple, Optional, Sequence, Union
 
 import paddle
@@ -153,21 +155,6 @@ class PaleBlock(nn.Layer):
         return x + self.drop_path(self.mlp(self.norm2(x, affine=False), self.norm2.affine_terms))
 
 
-def _even_heads(channels: int, num_heads: Optional[int]) -> int:
-    """``num_heads`` checked (even, dividing ``channels``); None: about 32 channels a head,
-    the same number in each half."""
-    if channels % 2:
-        raise ValueError(f"in_channels must be even (half the channels attend along rows, "
-                         f"half along columns), got {channels}")
-    if num_heads is None:
-        return checks.two_branch_heads(channels)
-    num_heads = checks.heads(channels, num_heads)
-    if num_heads % 2:
-        raise ValueError(f"num_heads must be even (half the heads attend along rows, half "
-                         f"along columns), got {num_heads}")
-    return num_heads
-
-
 class PaleT(TokenMixer):
     """Pale-shaped attention with a Conv2D interface: ``[B, C_in, H, W] -> [B, C_out, H', W']``.
 
@@ -228,22 +215,18 @@ class PaleT(TokenMixer):
         super().__init__(in_channels, out_channels, input_resolution, downsample, depth=depth,
                          droppath=droppath, data_format=data_format,
                          use_recompute=use_recompute)
-        self.num_heads = _even_heads(self.in_channels, num_heads)
+        self.num_heads = checks.branch_heads(self.in_channels, num_heads,
+                                             "half the channels and heads attend along "
+                                             "rows, half along columns")
         self.pale_size = checks.positive_int("pale_size", pale_size)
         self.mlp_hidden = checks.mlp_width(self.in_channels, mlp_ratio)
-        block_options = dict(
-            qkv_bias=checks.flag("qkv_bias", qkv_bias),
-            qk_scale=checks.positive_float("qk_scale", qk_scale, allow_none=True),
-            dropout=checks.rate("dropout", dropout),
-            attention_dropout=checks.rate("attention_dropout", attention_dropout))
+        block_options = checks.attention_options(qkv_bias, qk_scale, dropout,
+                                                 attention_dropout)
         self.blocks = nn.LayerList([
             PaleBlock(self.in_channels, self.num_heads, self.mlp_hidden, droppath=rate,
                       **block_options)
             for rate in self.droppaths])
-        self.downsample = ConvMerge(self.in_channels, self.out_channels, norm=True) \
-            if self.downsample_enabled else None
-        self.proj = linear(self.in_channels, self.out_channels) \
-            if not self.downsample_enabled and self.out_channels != self.in_channels else None
+        self._build_output(partial(ConvMerge, norm=True))
 
     def layout(self, height: Size, width: Size,
                like: Optional[paddle.Tensor] = None) -> List[PaleGeometry]:

@@ -8,7 +8,6 @@ import paddle
 import paddle.nn as nn
 
 from . import checks
-from .layers import linear
 from .mixer import IntPair, TokenMixer
 from .shapes import Size
 from .swin_blocks import PatchMerging, SwinTransformerBlock
@@ -72,19 +71,13 @@ class SwinT(TokenMixer):
         self.shifts: Tuple[Tuple[int, int], ...] = tuple(
             half if i % 2 else (0, 0) for i in range(self.depth))
         self.mlp_hidden = checks.mlp_width(self.in_channels, mlp_ratio)
-        block_options = dict(
-            qkv_bias=checks.flag("qkv_bias", qkv_bias),
-            qk_scale=checks.positive_float("qk_scale", qk_scale, allow_none=True),
-            dropout=checks.rate("dropout", dropout),
-            attention_dropout=checks.rate("attention_dropout", attention_dropout))
+        block_options = checks.attention_options(qkv_bias, qk_scale, dropout,
+                                                 attention_dropout)
         self.blocks = nn.LayerList([
             SwinTransformerBlock(self.in_channels, self.num_heads, self.window_size,
                                  self.mlp_hidden, droppath=rate, **block_options)
             for rate in self.droppaths])
-        self.downsample = PatchMerging(self.in_channels, self.out_channels) \
-            if self.downsample_enabled else None
-        self.proj = linear(self.in_channels, self.out_channels) \
-            if not self.downsample_enabled and self.out_channels != self.in_channels else None
+        self._build_output(PatchMerging)
 
     def layout(self, height: Size, width: Size,
                like: Optional[paddle.Tensor] = None) -> List[WindowGeometry]:
