@@ -1,20 +1,145 @@
 """Multi-head self-attention inside windows with relative position bias (Swin V1), and
-attention inside general token groups (stripes, interlaced rows or columns)."""
+attention inside general token groups (stripes, interlaced rows or columns).
+
+Two ways to compute the same attention, chosen per layer by its ``attention`` argument
+(:data:`~miziha.checks.ATTENTION_MODES`) and decided per call by :func:`attention_backend`:
+
+* ``"math"``: ``softmax(q k^T * scale + bias + mask) v`` with channels-first matmuls, the
+  path tuned for CPU (``docs/performance.md``).
+* ``"sdpa"``: Paddle's ``F.scaled_dot_product_attention`` (layout ``[batch, seq, heads,
+  head_dim]``), with the relative position bias and the window mask (or the padded-key
+  mask of a group) as one additive float mask. Paddle 3.3 picks its backend in
+  ``paddle/nn/functional/sdpa.py`` (``select_sdp_for_sdpa``), in this order:
+
+  - *flash attention* on a GPU (SM 8.0-12.1), float16/bfloat16, ``head_dim`` a multiple of
+    8 and at most 256. It takes a dense additive mask ``[batch, heads or 1, N_q or 1,
+    N_k]`` (the batch is not broadcast), but its backward (``FlashAttnGradKernel``,
+    ``paddle/phi/kernels/flash_attn_grad_kernel.h``) returns no gradient for the mask;
+  - *memory-efficient attention* (CUTLASS) on a GPU (SM 5.0-12.1) when the mask's last
+    dimension is a multiple of 8; its backward does return ``bias_grad``;
+  - otherwise the *math* backend (``_math_attention``): matmul, add, softmax, dropout,
+    matmul, as Paddle ops. A CPU always takes it.
+
+  So by that selector a 7x7 Swin window (``N = 49``) runs flash attention in half
+  precision on a recent GPU and the math backend elsewhere. When the mask needs a gradient
+  (the relative position bias with gradients on, i.e. training; inference under
+  ``paddle.no_grad()`` does not) :func:`fused_attention` leaves flash attention out, so the
+  bias table still learns (memory-efficient attention where ``N % 8 == 0``, else the math
+  backend). None of the GPU branches could be run here (no GPU); they follow Paddle's
+  source.
+* ``"auto"`` (the default): ``"sdpa"`` for float16/bfloat16 on a GPU, ``"math"``
+  everywhere else, so a CPU or a float32 model never changes path.
+
+Masked scores get :data:`~miziha.windows.MASK_VALUE` (-1e4), finite in float16 and
+bfloat16, and the math path's softmax runs in float32 for half-precision scores
+(:func:`softmax_float32`): Paddle's autocast keeps ``softmax`` in float32 at level O1 (its
+black list) but not at O2.
+"""
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from . import checks
+from .cpu import place_key
 from .layers import TRUNC_NORMAL, linear
 from .groups import TokenGroups
 from .shapes import Size, shape_of
 from .windows import WindowGeometry
 
-__all__ = ["WindowAttention", "split_heads", "merge_heads", "group_attention"]
+__all__ = ["WindowAttention", "split_heads", "merge_heads", "group_attention",
+           "attention_backend", "use_sdpa", "fused_attention", "softmax_float32",
+           "HALF_DTYPES"]
+
+#: Dtypes for which ``attention="auto"`` takes Paddle's fused attention on a GPU.
+HALF_DTYPES = ("float16", "bfloat16")
+
+
+def attention_backend(mode: str, place: Union[str, paddle.Place, None], dtype) -> str:
+    """Which attention a call runs: ``"math"`` or ``"sdpa"``.
+
+    A pure function of its arguments: ``mode`` ``"math"`` or ``"sdpa"`` is taken as it is;
+    ``"auto"`` gives ``"sdpa"`` only on a GPU (``place`` such as ``"gpu:0"`` or
+    ``Place(gpu:0)``, compared as a string: :mod:`miziha.workarounds` item 9) with a
+    float16 or bfloat16 ``dtype``, where Paddle has fused kernels; a CPU never takes them.
+
+    Args:
+        mode: one of :data:`~miziha.checks.ATTENTION_MODES`.
+        place: the device of the scores' inputs, a ``paddle.Place`` or its string.
+        dtype: their dtype (``paddle.float16`` or ``"float16"``).
+    """
+    if mode != "auto":
+        return checks.attention_mode(mode)
+    device = place_key(place)
+    on_gpu = device == "gpu" or device.startswith("gpu:")  # not "gpu_pinned" (host memory)
+    return "sdpa" if on_gpu and checks.dtype_name(dtype) in HALF_DTYPES else "math"
+
+
+def _device(x: paddle.Tensor) -> str:
+    """The device of ``x``; inside a graph being built, Paddle's current device (a graph
+    has no place to ask)."""
+    return place_key(x.place) if paddle.in_dynamic_mode() else place_key(None)
+
+
+def use_sdpa(mode: str, x: paddle.Tensor) -> bool:
+    """:func:`attention_backend` for ``x``, the attention's input (after ``qkv``: under
+    autocast its dtype is the one the matmuls run in)."""
+    if mode == "math":
+        return False
+    return attention_backend(mode, _device(x), x.dtype) == "sdpa"
+
+
+def softmax_float32(scores: paddle.Tensor, in_place: bool = False) -> paddle.Tensor:
+    """Softmax over the last axis, computed in float32 for float16/bfloat16 ``scores`` and
+    returned in their dtype; float32 scores go straight to Paddle's softmax (in place when
+    ``in_place``)."""
+    if scores.dtype in (paddle.float16, paddle.bfloat16):
+        return F.softmax(scores.astype("float32"), axis=-1).astype(scores.dtype)
+    return (F.softmax_ if in_place else F.softmax)(scores, axis=-1)
+
+
+def fused_attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor,
+                    mask: Optional[paddle.Tensor], scale: float,
+                    dropout: Optional[nn.Layer] = None) -> paddle.Tensor:
+    """``softmax(q^T k * scale + mask) v`` by ``F.scaled_dot_product_attention``, on the
+    channels-first layout of :func:`split_heads`.
+
+    Paddle's sdpa scales scores by ``head_dim ** -0.5``; another ``scale`` is applied to
+    ``q`` first (``q * scale * head_dim ** 0.5``), which keeps flash attention eligible
+    (Paddle's selector skips flash attention when sdpa is given a ``scale``). A mask that
+    needs a gradient (the relative position bias while training) excludes flash attention,
+    whose backward gives the mask none (module docstring; :mod:`miziha.workarounds` item
+    10).
+
+    Args:
+        q, k, v: ``[B', heads, d, N]``.
+        mask: additive float mask ``[B', heads or 1, N, N]`` (cast to q's dtype), or None.
+        scale: score scale.
+        dropout: the layer's attention dropout (its ``p`` applies in training), or None.
+
+    Returns: ``[B', heads, d, N]``.
+    """
+    head_dim = q.shape[2]
+    q, k, v = (t.transpose([0, 3, 1, 2]) for t in (q, k, v))  # [B', N, heads, d]
+    if scale != head_dim ** -0.5:
+        q = q * (scale * head_dim ** 0.5)
+    if mask is not None and mask.dtype != q.dtype:
+        mask = mask.astype(q.dtype)
+    training = dropout is not None and dropout.training
+    p = dropout.p if training else 0.0
+    if mask is not None and not mask.stop_gradient and _device(q) != "cpu":
+        from paddle.nn.attention import SDPBackend, sdpa_kernel
+        with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                                 training=training)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                             training=training)
+    return out.transpose([0, 2, 3, 1])
 
 
 class WindowAttention(nn.Layer):
@@ -33,13 +158,16 @@ class WindowAttention(nn.Layer):
         qk_scale: score scale; default ``head_dim ** -0.5``.
         attention_dropout: dropout on the attention weights.
         dropout: dropout after the output projection.
+        attention: ``"auto"``, ``"math"`` or ``"sdpa"`` (module docstring).
     """
 
     def __init__(self, dim: int, window_size: Tuple[int, int], num_heads: int,
                  qkv_bias: bool = True, qk_scale: Optional[float] = None,
-                 attention_dropout: float = 0.0, dropout: float = 0.0) -> None:
+                 attention_dropout: float = 0.0, dropout: float = 0.0,
+                 attention: str = "auto") -> None:
         super().__init__()
         self.dim = dim
+        self.attention = checks.attention_mode(attention)
         self.window_size = tuple(window_size)
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -85,22 +213,30 @@ class WindowAttention(nn.Layer):
         """
         n, heads = geometry.window_tokens, self.num_heads
         q, k, v = split_heads(self.qkv(windows, input_affine), n, heads)  # [B*nW, heads, hd, N]
-        attn = paddle.matmul(q * self.scale, k, transpose_x=True)  # [B*nW, heads, N, N]
         bias_mask = self.bias_and_mask(geometry)
-        if bias_mask.dtype != attn.dtype:
-            bias_mask = bias_mask.astype(attn.dtype)
-        # Rows of [..., K*heads*N*N] plus a 1-D term: Paddle's fast broadcast (a rank-matched
-        # [1, ...] operand is ~4x slower), and one oneDNN inference handles.
         windows_per_term = geometry.num_windows if geometry.mask is not None else 1
-        attn = attn.reshape([-1, windows_per_term * heads * n * n]) + bias_mask
-        attn = self.attn_drop(F.softmax(attn.reshape([-1, n]), axis=-1))
-        out = paddle.matmul(v, attn.reshape([-1, heads, n, n]), transpose_y=True)
+        if self.attention != "math" and use_sdpa(self.attention, q):
+            # One mask row per attention batch entry: flash attention broadcasts heads and
+            # query rows, not the batch.
+            rows = shape_of(q)[0] // windows_per_term  # B (with a mask) or B*nW
+            mask = bias_mask.reshape([1, -1]).expand([rows, -1]).reshape([-1, heads, n, n])
+            out = fused_attention(q, k, v, mask, self.scale, self.attn_drop)
+        else:
+            attn = paddle.matmul(q * self.scale, k, transpose_x=True)  # [B*nW, heads, N, N]
+            if bias_mask.dtype != attn.dtype:
+                bias_mask = bias_mask.astype(attn.dtype)
+            # Rows of [..., K*heads*N*N] plus a 1-D term: Paddle's fast broadcast (a
+            # rank-matched [1, ...] operand is ~4x slower), and one oneDNN inference handles.
+            attn = attn.reshape([-1, windows_per_term * heads * n * n]) + bias_mask
+            attn = self.attn_drop(softmax_float32(attn.reshape([-1, n])))
+            out = paddle.matmul(v, attn.reshape([-1, heads, n, n]), transpose_y=True)
         out = merge_heads(out, n).reshape([-1, self.dim])
         return self.proj_drop(self.proj(out)).reshape(shape_of(windows))
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, window_size={self.window_size}, "
-                f"num_heads={self.num_heads}, scale={self.scale:.4g}")
+                f"num_heads={self.num_heads}, scale={self.scale:.4g}, "
+                f"attention={self.attention!r}")
 
 
 def split_heads(qkv: paddle.Tensor, group_tokens: Size, heads: int
@@ -130,7 +266,8 @@ def merge_heads(x: paddle.Tensor, group_tokens: Size) -> paddle.Tensor:
 
 def group_attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor,
                     groups: TokenGroups, scale: float,
-                    dropout: Optional[nn.Layer] = None) -> paddle.Tensor:
+                    dropout: Optional[nn.Layer] = None, attention: str = "math"
+                    ) -> paddle.Tensor:
     """Softmax attention within each token group, padded keys masked out, channels-first.
 
     Args:
@@ -138,10 +275,17 @@ def group_attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor,
         groups: the :class:`~miziha.groups.TokenGroups` they were gathered with.
         scale: score scale.
         dropout: applied to the attention weights, or None.
+        attention: ``"auto"``, ``"math"`` or ``"sdpa"`` (module docstring).
 
     Returns: ``[B*nG, heads, d, N]``.
     """
     n, heads = groups.group_tokens, q.shape[1]
+    if attention != "math" and use_sdpa(attention, q):
+        mask = None
+        if groups.key_mask is not None:  # [nG, N] -> [B*nG, 1, N, N]
+            mask = groups.key_mask.reshape([1, -1, 1, 1, n]).expand(
+                [shape_of(q)[0] // groups.num_groups, -1, -1, n, -1]).reshape([-1, 1, n, n])
+        return fused_attention(q, k, v, mask, scale, dropout)
     attn = paddle.matmul(q * scale, k, transpose_x=True)  # [B*nG, heads, N(query), N(key)]
     if groups.key_mask is not None:  # [nG, 1, N] over [B, nG, heads*N, N]
         attn = attn.reshape([-1, groups.num_groups, heads * n, n]) \
@@ -149,8 +293,7 @@ def group_attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor,
     # Eager: in place (its backward needs only its output, QK^T's only q and k), one
     # N x N buffer fewer to allocate and page-fault: ~2x faster on CPU. to_static refuses
     # an in-place op on a reshaped view, and graphs plan their buffers anyway.
-    softmax = F.softmax_ if paddle.in_dynamic_mode() else F.softmax
-    attn = softmax(attn.reshape([-1, heads, n, n]), axis=-1)
+    attn = softmax_float32(attn.reshape([-1, heads, n, n]), in_place=paddle.in_dynamic_mode())
     if dropout is not None:
         attn = dropout(attn)
     return paddle.matmul(v, attn, transpose_y=True)

@@ -8,8 +8,13 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import paddle
 
-__all__ = ["dtype_name", "heads", "branch_heads", "attention_options", "flag", "mlp_width", "positive_int", "int_pair", "rate", "rates", "positive_float",
-           "default_num_heads", "tensor"]
+__all__ = ["ATTENTION_MODES", "dtype_name", "heads", "branch_heads", "attention_mode",
+           "attention_options", "flag", "mlp_width", "positive_int", "int_pair", "rate",
+           "rates", "positive_float", "default_num_heads", "tensor"]
+
+#: Values of the ``attention`` argument of the attention mixers (see
+#: :func:`miziha.attention.attention_backend`).
+ATTENTION_MODES = ("auto", "math", "sdpa")
 
 
 def _is_int(value) -> bool:
@@ -111,13 +116,24 @@ def branch_heads(channels: int, num_heads: Optional[int], halves: str) -> int:
     return num_heads
 
 
-def attention_options(qkv_bias, qk_scale, dropout, attention_dropout) -> dict:
+def attention_mode(value) -> str:
+    """``value`` checked to be one of :data:`ATTENTION_MODES`."""
+    if not isinstance(value, str) or value not in ATTENTION_MODES:
+        allowed = ", ".join(repr(mode) for mode in ATTENTION_MODES)
+        raise ValueError(f"attention must be one of {allowed}, got {value!r}")
+    return value
+
+
+def attention_options(qkv_bias, qk_scale, dropout, attention_dropout,
+                      attention="auto") -> dict:
     """The checked options every attention block takes: ``qkv_bias`` (bool), ``qk_scale``
-    (> 0 or None), ``dropout`` and ``attention_dropout`` (rates)."""
+    (> 0 or None), ``dropout`` and ``attention_dropout`` (rates), ``attention`` (one of
+    :data:`ATTENTION_MODES`)."""
     return dict(qkv_bias=flag("qkv_bias", qkv_bias),
                 qk_scale=positive_float("qk_scale", qk_scale, allow_none=True),
                 dropout=rate("dropout", dropout),
-                attention_dropout=rate("attention_dropout", attention_dropout))
+                attention_dropout=rate("attention_dropout", attention_dropout),
+                attention=attention_mode(attention))
 
 
 def heads(channels: int, num_heads: Optional[int], head_dim: int = 32) -> int:

@@ -37,12 +37,15 @@ class LePEAttention(nn.Layer):
         num_heads: heads of this branch; must divide ``dim``.
         scale: score scale.
         attention_dropout: dropout on the attention weights.
+        attention: ``"auto"``, ``"math"`` or ``"sdpa"`` (see :mod:`miziha.attention`); LePE
+            is added to either's output.
     """
 
     def __init__(self, dim: int, num_heads: int, scale: float,
-                 attention_dropout: float = 0.0) -> None:
+                 attention_dropout: float = 0.0, attention: str = "auto") -> None:
         super().__init__()
         self.dim = dim
+        self.attention = checks.attention_mode(attention)
         self.num_heads = num_heads
         self.scale = scale
         self.get_v = nn.Conv2D(dim, dim, 3, padding=1, groups=dim)
@@ -65,13 +68,14 @@ class LePEAttention(nn.Layer):
                  * groups.valid.astype(v.dtype).reshape([groups.num_groups, 1, n])
                  ).reshape([-1, self.num_heads, c // self.num_heads, n])
         lepe = self.get_v(v.reshape([-1, c, rows, cols]))  # [B*nG, c, rows, cols]
-        out = group_attention(q, k, v, groups, self.scale, self.attn_drop)
+        out = group_attention(q, k, v, groups, self.scale, self.attn_drop, self.attention)
         out = merge_heads(out.reshape([-1, c, n]) + lepe.reshape([-1, c, n]), n)
         return paddle.index_select(out.reshape([-1, groups.num_groups * n, c]),
                                    groups.scatter, axis=1)  # [B, H*W, c]
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_heads={self.num_heads}, scale={self.scale:.4g}"
+        return (f"dim={self.dim}, num_heads={self.num_heads}, scale={self.scale:.4g}, "
+                f"attention={self.attention!r}")
 
 
 class CSWinBlock(nn.Layer):
@@ -94,11 +98,13 @@ class CSWinBlock(nn.Layer):
         dropout: dropout in the MLP (the official block defines an unused ``proj_drop``).
         attention_dropout: dropout on attention weights.
         droppath: stochastic depth rate of both residual branches.
+        attention: ``"auto"``, ``"math"`` or ``"sdpa"`` (see :class:`LePEAttention`).
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_hidden: int, last_stage: bool = False,
                  qkv_bias: bool = True, qk_scale: Optional[float] = None, dropout: float = 0.0,
-                 attention_dropout: float = 0.0, droppath: float = 0.0) -> None:
+                 attention_dropout: float = 0.0, droppath: float = 0.0,
+                 attention: str = "auto") -> None:
         super().__init__()
         self.dim = dim
         branches = 1 if last_stage else 2
@@ -106,7 +112,8 @@ class CSWinBlock(nn.Layer):
         self.norm1 = layer_norm(dim)
         self.qkv = linear(dim, 3 * dim, bias=qkv_bias)
         self.attns = nn.LayerList([
-            LePEAttention(dim // branches, num_heads // branches, scale, attention_dropout)
+            LePEAttention(dim // branches, num_heads // branches, scale, attention_dropout,
+                          attention)
             for _ in range(branches)])
         self.proj = linear(dim, dim)
         self.drop_path = DropPath(droppath)
@@ -176,6 +183,9 @@ class CSWinT(TokenMixer):
             ``split_size`` (as the official builder's stage 4), else False.
         depth: number of blocks.
         data_format, use_recompute: see :class:`~miziha.mixer.TokenMixer`.
+        attention: ``"auto"``, ``"math"`` or ``"sdpa"``, as in :class:`~miziha.SwinT`; the
+            padded-key mask is the fused attention's additive mask, and LePE is added after
+            the attention either way.
     """
 
     def __init__(self, in_channels: int, out_channels: int,
@@ -185,7 +195,8 @@ class CSWinT(TokenMixer):
                  attention_dropout: float = 0.0,
                  droppath: Union[float, Sequence[float]] = 0.0, downsample: bool = False,
                  *, last_stage: Optional[bool] = None, depth: int = 2,
-                 data_format: str = "NCHW", use_recompute: bool = False) -> None:
+                 data_format: str = "NCHW", use_recompute: bool = False,
+                 attention: str = "auto") -> None:
         super().__init__(in_channels, out_channels, input_resolution, downsample, depth=depth,
                          droppath=droppath, data_format=data_format,
                          use_recompute=use_recompute)
@@ -197,8 +208,9 @@ class CSWinT(TokenMixer):
         self.num_heads = self._heads(num_heads)
         self.mlp_hidden = checks.mlp_width(self.in_channels, mlp_ratio)
         block_options = dict(checks.attention_options(qkv_bias, qk_scale, dropout,
-                                                      attention_dropout),
+                                                      attention_dropout, attention),
                              last_stage=self.last_stage)
+        self.attention = block_options["attention"]
         self.blocks = nn.LayerList([
             CSWinBlock(self.in_channels, self.num_heads, self.mlp_hidden, droppath=rate,
                        **block_options)
@@ -248,4 +260,5 @@ class CSWinT(TokenMixer):
 
     def _repr_options(self) -> List[str]:
         return [f"num_heads={self.num_heads}", f"split_size={self.split_size}"] + \
-            (["last_stage=True"] if self.last_stage else [])
+            (["last_stage=True"] if self.last_stage else []) + \
+            ([f"attention={self.attention!r}"] if self.attention != "auto" else [])

@@ -68,13 +68,15 @@ class PaleAttention(nn.Layer):
         qk_scale: score scale; default ``head_dim ** -0.5``.
         attention_dropout: dropout on the attention weights.
         dropout: dropout after the output projection.
+        attention: ``"auto"``, ``"math"`` or ``"sdpa"`` (see :mod:`miziha.attention`).
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True,
                  qk_scale: Optional[float] = None, attention_dropout: float = 0.0,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, attention: str = "auto") -> None:
         super().__init__()
         self.dim = dim
+        self.attention = checks.attention_mode(attention)
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = qk_scale if qk_scale is not None else self.head_dim ** -0.5
@@ -89,7 +91,8 @@ class PaleAttention(nn.Layer):
         n = groups.group_tokens
         q, k, v = split_heads(paddle.index_select(qkv, groups.gather, axis=1), n,
                               self.num_heads // 2)  # [B*nG, heads, d, N] each
-        out = merge_heads(group_attention(q, k, v, groups, self.scale, self.attn_drop), n)
+        out = merge_heads(group_attention(q, k, v, groups, self.scale, self.attn_drop,
+                                          self.attention), n)
         return paddle.index_select(out.reshape([-1, groups.num_groups * n, self.dim // 2]),
                                    groups.scatter, axis=1)
 
@@ -111,7 +114,8 @@ class PaleAttention(nn.Layer):
         return self.proj_drop(self.proj(out))
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_heads={self.num_heads}, scale={self.scale:.4g}"
+        return (f"dim={self.dim}, num_heads={self.num_heads}, scale={self.scale:.4g}, "
+                f"attention={self.attention!r}")
 
 
 class PaleBlock(nn.Layer):
@@ -125,19 +129,21 @@ class PaleBlock(nn.Layer):
         dim: channels ``C``.
         num_heads: attention heads (even).
         mlp_hidden: MLP hidden width.
-        qkv_bias, qk_scale, attention_dropout, dropout: see :class:`PaleAttention`.
+        qkv_bias, qk_scale, attention_dropout, dropout, attention: see
+            :class:`PaleAttention`.
         droppath: stochastic depth rate of the attention and MLP branches.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_hidden: int, qkv_bias: bool = True,
                  qk_scale: Optional[float] = None, dropout: float = 0.0,
-                 attention_dropout: float = 0.0, droppath: float = 0.0) -> None:
+                 attention_dropout: float = 0.0, droppath: float = 0.0,
+                 attention: str = "auto") -> None:
         super().__init__()
         self.dim = dim
         self.cpe = nn.Conv2D(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = layer_norm(dim)
         self.attn = PaleAttention(dim, num_heads, qkv_bias, qk_scale, attention_dropout,
-                                  dropout)
+                                  dropout, attention)
         self.drop_path = DropPath(droppath)
         self.norm2 = layer_norm(dim)
         self.mlp = Mlp(dim, mlp_hidden, dropout)
@@ -197,6 +203,8 @@ class PaleT(TokenMixer):
         downsample: end with the stride-2 conv merging to ``out_channels``.
         depth: number of blocks.
         data_format, use_recompute: see :class:`~miziha.mixer.TokenMixer`.
+        attention: ``"auto"``, ``"math"`` or ``"sdpa"``, as in :class:`~miziha.SwinT`; the
+            padded-key mask is the fused attention's additive mask.
     """
 
     @classmethod
@@ -211,7 +219,7 @@ class PaleT(TokenMixer):
                  attention_dropout: float = 0.0,
                  droppath: Union[float, Sequence[float]] = 0.0, downsample: bool = False,
                  *, depth: int = 2, data_format: str = "NCHW",
-                 use_recompute: bool = False) -> None:
+                 use_recompute: bool = False, attention: str = "auto") -> None:
         super().__init__(in_channels, out_channels, input_resolution, downsample, depth=depth,
                          droppath=droppath, data_format=data_format,
                          use_recompute=use_recompute)
@@ -221,7 +229,8 @@ class PaleT(TokenMixer):
         self.pale_size = checks.positive_int("pale_size", pale_size)
         self.mlp_hidden = checks.mlp_width(self.in_channels, mlp_ratio)
         block_options = checks.attention_options(qkv_bias, qk_scale, dropout,
-                                                 attention_dropout)
+                                                 attention_dropout, attention)
+        self.attention = block_options["attention"]
         self.blocks = nn.LayerList([
             PaleBlock(self.in_channels, self.num_heads, self.mlp_hidden, droppath=rate,
                       **block_options)
@@ -257,4 +266,5 @@ class PaleT(TokenMixer):
                    for geometry in self.layout(height, width) for groups in geometry)
 
     def _repr_options(self) -> List[str]:
-        return [f"num_heads={self.num_heads}", f"pale_size={self.pale_size}"]
+        return [f"num_heads={self.num_heads}", f"pale_size={self.pale_size}"] + \
+            ([f"attention={self.attention!r}"] if self.attention != "auto" else [])

@@ -29,17 +29,19 @@ class SwinTransformerBlock(nn.Layer):
         num_heads: attention heads.
         window_size: configured window ``(Wh, Ww)`` (sizes the bias table).
         mlp_hidden: MLP hidden width.
-        qkv_bias, qk_scale, attention_dropout, dropout: see :class:`WindowAttention`.
+        qkv_bias, qk_scale, attention_dropout, dropout, attention: see
+            :class:`WindowAttention`.
         droppath: stochastic depth rate of both residual branches.
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: Tuple[int, int], mlp_hidden: int,
                  qkv_bias: bool = True, qk_scale: Optional[float] = None, dropout: float = 0.0,
-                 attention_dropout: float = 0.0, droppath: float = 0.0) -> None:
+                 attention_dropout: float = 0.0, droppath: float = 0.0,
+                 attention: str = "auto") -> None:
         super().__init__()
         self.norm1 = layer_norm(dim)
         self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias, qk_scale,
-                                    attention_dropout, dropout)
+                                    attention_dropout, dropout, attention)
         self.drop_path = DropPath(droppath)
         self.norm2 = layer_norm(dim)
         self.mlp = Mlp(dim, mlp_hidden, dropout)

@@ -48,6 +48,9 @@ class SwinT(TokenMixer):
         downsample: end with 2x2 patch merging to ``out_channels``.
         depth: number of blocks, even (W-MSA, SW-MSA pairs).
         data_format, use_recompute: see :class:`~miziha.mixer.TokenMixer`.
+        attention: ``"auto"`` (default: Paddle's fused ``scaled_dot_product_attention``
+            for float16/bfloat16 on a GPU, else the math path), ``"math"`` or ``"sdpa"``;
+            see :mod:`miziha.attention`.
     """
 
     def __init__(self, in_channels: int, out_channels: int,
@@ -57,7 +60,7 @@ class SwinT(TokenMixer):
                  attention_dropout: float = 0.0,
                  droppath: Union[float, Sequence[float]] = 0.0, downsample: bool = False,
                  *, depth: int = 2, data_format: str = "NCHW",
-                 use_recompute: bool = False) -> None:
+                 use_recompute: bool = False, attention: str = "auto") -> None:
         super().__init__(in_channels, out_channels, input_resolution, downsample, depth=depth,
                          droppath=droppath, data_format=data_format,
                          use_recompute=use_recompute)
@@ -72,7 +75,8 @@ class SwinT(TokenMixer):
             half if i % 2 else (0, 0) for i in range(self.depth))
         self.mlp_hidden = checks.mlp_width(self.in_channels, mlp_ratio)
         block_options = checks.attention_options(qkv_bias, qk_scale, dropout,
-                                                 attention_dropout)
+                                                 attention_dropout, attention)
+        self.attention = block_options["attention"]
         self.blocks = nn.LayerList([
             SwinTransformerBlock(self.in_channels, self.num_heads, self.window_size,
                                  self.mlp_hidden, droppath=rate, **block_options)
@@ -100,4 +104,5 @@ class SwinT(TokenMixer):
                    * self.in_channels for geometry in self.layout(height, width))
 
     def _repr_options(self) -> List[str]:
-        return [f"num_heads={self.num_heads}", f"window_size={self.window_size}"]
+        return [f"num_heads={self.num_heads}", f"window_size={self.window_size}"] + \
+            ([f"attention={self.attention!r}"] if self.attention != "auto" else [])

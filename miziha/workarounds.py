@@ -44,6 +44,12 @@ can go.
 9. Devices are compared as strings (:func:`miziha.cpu.place_key`), not with
    ``place.is_cpu_place()``, which breaks SOT's to_static in some forwards (Paddle 3.3,
    ``UnboundLocalError`` in its generated code).
+10. Paddle 3.3's GPU flash attention takes a dense ``attn_mask`` but its backward
+    (``FlashAttnGradKernel``) returns no gradient for it, so a relative position bias
+    passed as the mask would not train: :func:`miziha.attention.fused_attention` enables
+    only the memory-efficient and math backends of ``scaled_dot_product_attention`` when
+    the mask needs a gradient. GPU only, so no CPU check; it can go when Paddle's flash
+    backward returns the mask gradient.
 
 The Linear and LayerNorm here keep the parameters and names of ``nn.Linear`` and
 ``nn.LayerNorm``, so state dicts are Paddle's usual ones.

@@ -63,13 +63,15 @@ class SwinTransformer(nn.Layer):
         patch_size: side of the embedded patches.
         mlp_ratio, qkv_bias, qk_scale, dropout, attention_dropout: as in ``SwinT``.
         droppath: the stochastic depth rate of the last block.
+        attention: ``"auto"``, ``"math"`` or ``"sdpa"``, as in ``SwinT``.
     """
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, embed_dim: int = 96,
                  depths: Sequence[int] = (2, 2, 6, 2), num_heads: Sequence[int] = (3, 6, 12, 24),
                  window_size: int = 7, patch_size: int = 4, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, qk_scale=None, dropout: float = 0.0,
-                 attention_dropout: float = 0.0, droppath: float = 0.1) -> None:
+                 attention_dropout: float = 0.0, droppath: float = 0.1,
+                 attention: str = "auto") -> None:
         super().__init__()
         self.num_classes = checks.positive_int("num_classes", num_classes)
         self.in_channels = checks.positive_int("in_channels", in_channels)
@@ -89,7 +91,7 @@ class SwinTransformer(nn.Layer):
                                 qk_scale=qk_scale, dropout=dropout,
                                 attention_dropout=attention_dropout,
                                 droppath=rates[start:start + depth], downsample=not last,
-                                depth=depth, data_format="NHWC"))
+                                depth=depth, data_format="NHWC", attention=attention))
             start += depth
         self.layers = nn.LayerList(layers)
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
