@@ -3,11 +3,14 @@
 Usage: python benchmarks/bench_layers.py [--repeats N] [--mixer-repeats N] [--batch B]
                                          [--mixers NAME ...] [--output FILE]
 
-First table: each mixer of ``miziha.MIXERS`` (default options, ``in == out`` channels)
-against ``Conv2D(C, C, 3, padding=1)`` at C=64 56x56, 128/28, 256/14, interleaved in one
-process: forward (no_grad) and forward+backward medians, MACs from ``miziha.flops``, the
-time ratio to the conv and the MAC ratio. Targets of the mixer issue: forward+backward
-time ratio at most 1.5x the MAC ratio, and at most 6x, at every setting.
+First table: each mixer of ``miziha.MIXERS`` (``in == out`` channels) against
+``Conv2D(C, C, 3, padding=1)`` at C=64 56x56, 128/28, 256/14 (stages 1-3 of a 224 model),
+interleaved in one process: forward (no_grad) and forward+backward medians, MACs from
+``miziha.flops``, the time ratio to the conv and the MAC ratio. Each mixer has the options
+its official model uses in that stage (:data:`miziha.mixers.STAGE_OPTIONS`: CSWin's
+``split_size`` 1, 2, 7); where those differ from the layer's defaults, the defaults get a
+row too. Targets of the mixer issue: forward+backward time ratio at most 1.5x the MAC
+ratio, and at most 6x, at every setting.
 
 For each setting, the two layers are timed in one process, interleaved, and the medians
 and their ratio are reported: forward under ``paddle.no_grad`` (inference), forward+backward
@@ -24,6 +27,7 @@ Thread count is Paddle's default unless OMP_NUM_THREADS is set; the JSON records
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from common import interleaved, markdown_table, median, metadata, write_json  # 
 
 import miziha  # noqa: E402
 from miziha import cpu  # noqa: E402
+from miziha.mixers import stage_options  # noqa: E402
 
 #: (channels, map side, heads), at window 7: the first three Swin-T stage sizes at 224.
 SETTINGS = [(64, 56, 4), (128, 28, 8), (256, 14, 16)]
@@ -90,11 +95,20 @@ def bench_setting(channels: int, side: int, heads: int, batch: int, repeats: int
     }
 
 
-def bench_mixer(name: str, channels: int, side: int, batch: int, repeats: int,
+def mixer_configs(name: str, stage: int) -> list:
+    """The option sets to time ``name`` with in ``stage``: the official stage's, and the
+    layer's defaults where those differ."""
+    official = stage_options(name, stage)
+    defaults = {key: inspect.signature(miziha.MIXERS[name]).parameters[key].default
+                for key in official}
+    return [official] + ([{}] if official != defaults else [])
+
+
+def bench_mixer(name: str, options: dict, channels: int, side: int, batch: int, repeats: int,
                 warmup: int) -> dict:
-    """One mixer against the conv at one setting."""
+    """One mixer (built with ``options``) against the conv at one setting."""
     paddle.seed(0)
-    mixer = miziha.MIXERS[name](channels, channels)
+    mixer = miziha.MIXERS[name](channels, channels, **options)
     conv = nn.Conv2D(channels, channels, 3, padding=1)
     x = paddle.randn([batch, channels, side, side])
     x_grad = x.detach()
@@ -107,7 +121,7 @@ def bench_mixer(name: str, channels: int, side: int, batch: int, repeats: int,
     (row,) = miziha.flops(nn.Sequential(mixer), [batch, channels, side, side]).rows
     mac_ratio = row.macs / row.conv_macs
     ratio_fwdbwd = med["mixer_fwdbwd"] / med["conv_fwdbwd"]
-    return {"mixer": name, "class": type(mixer).__name__, "batch": batch,
+    return {"mixer": name, "options": options, "class": type(mixer).__name__, "batch": batch,
             "channels": channels, "height": side, "width": side, "macs": row.macs,
             "conv_macs": row.conv_macs, "mac_ratio": mac_ratio, "median_ms": med,
             "ratio_fwd": med["mixer_fwd"] / med["conv_fwd"], "ratio_fwdbwd": ratio_fwdbwd,
@@ -161,19 +175,22 @@ def main(argv=None) -> dict:
         parser.error("--repeats, --mixer-repeats and --batch must be >= 1, --warmup >= 0")
 
     mixers = []
-    for channels, side, _ in SETTINGS:
+    for stage, (channels, side, _) in enumerate(SETTINGS):
         for name in args.mixers:
-            print(f"timing {name} vs Conv2D, C={channels} {side}x{side} ...", flush=True)
-            mixers.append(bench_mixer(name, channels, side, args.batch, args.mixer_repeats,
-                                      args.warmup))
+            for options in mixer_configs(name, stage):
+                print(f"timing {name} {options or ''} vs Conv2D, C={channels} {side}x{side} "
+                      f"...", flush=True)
+                mixers.append(bench_mixer(name, options, channels, side, args.batch,
+                                          args.mixer_repeats, args.warmup))
     meta = metadata()
     print(f"\nB={args.batch}, median of {args.mixer_repeats} interleaved runs; Paddle "
           f"{meta['paddle']} on {meta['device']} ({meta['cpu']}, {meta['cpu_count']} cores), "
           f"{meta['omp_num_threads']} compute thread(s) (OMP_NUM_THREADS)\n")
     print(markdown_table(
-        ["mixer", "C", "map", "MAC ratio", "Conv2D fwd ms", "fwd ms", "ratio",
+        ["mixer", "options", "C", "map", "MAC ratio", "Conv2D fwd ms", "fwd ms", "ratio",
          "Conv2D fwd+bwd ms", "fwd+bwd ms", "ratio", "target", "met"],
-        [[r["mixer"], f"{r['channels']}", f"{r['height']}x{r['width']}",
+        [[r["mixer"], ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "defaults",
+          f"{r['channels']}", f"{r['height']}x{r['width']}",
           f"{r['mac_ratio']:.2f}x", f"{r['median_ms']['conv_fwd']:.1f}",
           f"{r['median_ms']['mixer_fwd']:.1f}", f"{r['ratio_fwd']:.2f}x",
           f"{r['median_ms']['conv_fwdbwd']:.1f}", f"{r['median_ms']['mixer_fwdbwd']:.1f}",

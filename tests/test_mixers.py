@@ -182,6 +182,23 @@ def test_every_mixer_has_a_resnet50_and_a_unet(name):
     assert unet(paddle.randn([1, 3, 10, 9])).shape == [1, 2, 10, 9]
 
 
+def test_cswin_resnet50_takes_the_official_split_size_per_stage():
+    def splits(model):
+        return [stage[0].conv2.split_size for stage in model.stages]
+
+    assert splits(miziha.create_model("cswin_resnet50", num_classes=2)) == [1, 2, 7, 7]
+    assert splits(miziha.create_model("cswin_resnet50", num_classes=2, split_size=3)) == [3] * 4
+    assert splits(miziha.create_model("cswin_resnet50", num_classes=2,
+                                      official_stages=False)) == [7] * 4
+    assert miziha.create_model("pale_resnet50", num_classes=2).stages[0][0].conv2.pale_size == 7
+    from miziha.mixers import stage_options
+    assert stage_options("swin", 0) == {} and stage_options("cswin", 1) == {"split_size": 2}
+    with pytest.raises(ValueError, match="stage must be 0..3"):
+        stage_options("cswin", 4)
+    with pytest.raises(ValueError, match="mixer must be one of"):
+        stage_options("conv", 0)
+
+
 def test_receptive_field_picture_shows_cswin_cross(tmp_path):
     module = load_example("receptive_fields")
     shade = module.receptive_field("cswin", dict(split_size=7), 0)

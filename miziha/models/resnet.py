@@ -13,7 +13,7 @@ import paddle.nn as nn
 
 from .. import checks
 from ..layers import droppath_schedule
-from ..mixers import MIXERS, mixer_class
+from ..mixers import MIXERS, mixer_class, stage_options
 from .common import ConvBN, check_image, classification_head
 from .features import feature_entry, stage_indices
 from .registry import register_model
@@ -70,13 +70,17 @@ class SwinResNet(nn.Layer):
         conv_last_stage: reproduce the reference experiment exactly: stage 4 (the 7x7 maps at
             224) uses 3x3 ConvBN+ReLU bottlenecks instead of the mixer.
         droppath: stochastic depth, rising linearly from 0 to this over all mixer blocks.
+        official_stages: give each stage the options the design's official four-stage model
+            uses there (:data:`miziha.mixers.STAGE_OPTIONS`: CSWin's ``split_size`` 1, 2, 7,
+            7); ``mixer_options`` given explicitly win.
         **mixer_options: further mixer arguments (``window_size``, ``mlp_ratio``, ``depth``...).
     """
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3,
                  depths: Sequence[int] = (3, 4, 6, 3), widths: Sequence[int] = (64, 128, 256, 512),
                  heads: Sequence[int] = (4, 8, 16, 32), mixer: str = "swin",
-                 conv_last_stage: bool = False, droppath: float = 0.0, **mixer_options) -> None:
+                 conv_last_stage: bool = False, droppath: float = 0.0,
+                 official_stages: bool = True, **mixer_options) -> None:
         super().__init__()
         self.in_channels = checks.positive_int("in_channels", in_channels)
         if not len(depths) == len(widths) == len(heads):
@@ -89,11 +93,13 @@ class SwinResNet(nn.Layer):
         stages, channels, block = [], 64, 0
         for stage, (depth, width, head) in enumerate(zip(depths, widths, heads)):
             stage_mixer = None if conv_last_stage and stage == len(depths) - 1 else mixer
+            official = stage_options(mixer, stage) \
+                if checks.flag("official_stages", official_stages) and stage < 4 else {}
             blocks = []
             for i in range(depth):
                 stride = 2 if i == 0 and stage > 0 else 1
-                options = dict(mixer_options, droppath=rates[per_mixer * block:
-                                                             per_mixer * (block + 1)]) \
+                options = dict(official, **mixer_options,
+                               droppath=rates[per_mixer * block: per_mixer * (block + 1)]) \
                     if stage_mixer else {}
                 blocks.append(SwinBottleneck(channels, width, stride, head, stage_mixer,
                                              **options))
