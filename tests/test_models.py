@@ -78,11 +78,36 @@ def test_unet_and_swin_unet_keep_any_size(size):
     out.mean().backward()
 
 
+def test_mixer_unet_droppath_rises_over_its_blocks_and_the_conv_unet_has_none():
+    from miziha.experiments.compare import takes_droppath
+    from miziha.layers import DropPath
+    from miziha.models import UNet
+    model = miziha.create_model("swin_unet", widths=(16, 32, 64), droppath=0.3)
+    rates = [l.p for l in model.sublayers() if isinstance(l, DropPath)]
+    # 3 mixer levels (the full-resolution ones are convs) of 2 blocks, one DropPath a block
+    assert rates == pytest.approx([0.0, 0.06, 0.12, 0.18, 0.24, 0.3])
+    assert takes_droppath("swin_unet") and takes_droppath("cswin_resnet50")
+    assert not takes_droppath("unet") and not takes_droppath("hrnet_w18_small_v2_seg")
+    assert takes_droppath("swin_hrnet_w18_small_v2_seg")
+    with pytest.raises(ValueError, match="block='conv' takes no mixer options or droppath"):
+        UNet(widths=(16, 32), droppath=0.1)
+
+
 def test_swin_unet_is_the_unet_with_swint():
     from miziha.models import SwinUNet, UNet
     conv, swin = UNet(widths=(16, 32)), SwinUNet(widths=(16, 32))
-    assert sum(isinstance(l, SwinT) for l in swin.sublayers()) == 5  # all but the stem unit
-    assert isinstance(swin.encoder[0][0], ConvBN)
+    # The full-resolution levels stay ConvBN pairs (Swin-Unet attends only on patches); below
+    # them one SwinT (two blocks) a level, at the level's width, after a 1x1 conv.
+    assert [type(l).__name__ for level in (*swin.encoder, *swin.decoder) for l in level] == \
+        ["ConvBN", "ConvBN", "Conv2D", "SwinT", "ConvBN", "ConvBN"]
+    everywhere = SwinUNet(widths=(16, 32, 64), conv_full_resolution=False)
+    # Every level a SwinT: after the stem ConvBN, after 1x1 convs that widen and that narrow
+    # the decoder's concatenation with the skip.
+    assert [type(l).__name__ for level in (*everywhere.encoder, *everywhere.decoder)
+            for l in level] == ["ConvBN", "SwinT", "Conv2D", "SwinT", "Conv2D", "SwinT",
+                                "Conv2D", "SwinT", "Conv2D", "SwinT"]
+    assert [l.in_channels for l in everywhere.sublayers() if isinstance(l, SwinT)] == \
+        [16, 32, 64, 32, 16]
     assert sum(isinstance(l, SwinT) for l in conv.sublayers()) == 0
     assert sum(isinstance(l, ConvBN) for l in conv.sublayers()) == 6
     with pytest.raises(ValueError, match="block must be one of"):

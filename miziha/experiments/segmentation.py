@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 
 from ..models import create_model, list_models
-from .compare import protocol
+from .compare import protocol, takes_droppath
 from .data import ArrayDataset, limit, split
 from .metrics import SegmentationMetrics
 from .report import run_metadata, write_results
@@ -125,8 +125,10 @@ class SegmentationOptions:
 
 def build_segmentation_model(name: str, num_classes: int,
                              options: SegmentationOptions) -> paddle.nn.Layer:
-    """``name`` from the registry: UNets get ``widths``, Swin ones ``window_size``."""
-    kwargs = {}
+    """``name`` from the registry: UNets get ``widths``, Swin ones ``window_size``, models with
+    mixer blocks the protocol's stochastic depth."""
+    kwargs = {"droppath": options.config.droppath} \
+        if options.config.droppath and takes_droppath(name) else {}
     if name.endswith("unet"):
         kwargs["widths"] = options.widths
     if name.startswith("swin_"):

@@ -370,9 +370,14 @@ class HRNet(nn.Layer):
 
 
 def _register(config: str, mixer: Optional[str], task: str) -> Callable[..., HRNet]:
-    def builder(num_classes: int = 1000 if task == "classification" else 2,
-                **kwargs) -> HRNet:
-        return HRNet(num_classes, config, head=task, mixer=mixer, **kwargs)
+    classes = 1000 if task == "classification" else 2
+    if mixer:
+        def builder(num_classes: int = classes, droppath: float = 0.0, **kwargs) -> HRNet:
+            return HRNet(num_classes, config, head=task, mixer=mixer, droppath=droppath,
+                         **kwargs)
+    else:
+        def builder(num_classes: int = classes, **kwargs) -> HRNet:
+            return HRNet(num_classes, config, head=task, **kwargs)
     builder.__name__ = (f"{mixer}_" if mixer else "") + f"hrnet_{config}" + \
         ("_seg" if task == "segmentation" else "")
     builder.__doc__ = (f"HRNet with the {config!r} config (:data:`HRNET_CONFIGS`) for {task}" +

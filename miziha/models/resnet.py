@@ -188,8 +188,8 @@ class ResNet50(paddle.vision.models.ResNet):
 
 
 def _mixer_resnet50(mixer: str):
-    def builder(num_classes: int = 1000, **kwargs) -> SwinResNet:
-        return SwinResNet(num_classes=num_classes, mixer=mixer, **kwargs)
+    def builder(num_classes: int = 1000, droppath: float = 0.0, **kwargs) -> SwinResNet:
+        return SwinResNet(num_classes=num_classes, mixer=mixer, droppath=droppath, **kwargs)
     builder.__name__ = f"{mixer}_resnet50"
     builder.__doc__ = (f"ResNet50 layout (stages [3, 4, 6, 3]) with the {mixer!r} mixer in "
                        f"every bottleneck (:class:`SwinResNet`).")
@@ -202,9 +202,11 @@ swin_resnet50 = MIXER_RESNETS["swin"]
 
 
 @register_model()
-def swin_resnet50_reference(num_classes: int = 1000, **kwargs) -> SwinResNet:
+def swin_resnet50_reference(num_classes: int = 1000, droppath: float = 0.0,
+                            **kwargs) -> SwinResNet:
     """SwinResNet50 as in the reference experiment: stage 4 keeps 3x3 ConvBN bottlenecks."""
-    return SwinResNet(num_classes=num_classes, conv_last_stage=True, **kwargs)
+    return SwinResNet(num_classes=num_classes, conv_last_stage=True, droppath=droppath,
+                      **kwargs)
 
 
 @register_model()

@@ -138,10 +138,10 @@ class SwinTransformer(nn.Layer):
 
 
 @register_model()
-def swin_tiny(num_classes: int = 1000, **kwargs) -> SwinTransformer:
+def swin_tiny(num_classes: int = 1000, droppath: float = 0.2, **kwargs) -> SwinTransformer:
     """Swin-T: embed 96, depths [2, 2, 6, 2], heads [3, 6, 12, 24], window 7, and the
     stochastic depth of the official Swin-T config (0.2) unless ``droppath`` is given."""
     options = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
-                   window_size=7, droppath=0.2)
+                   window_size=7, droppath=droppath)
     options.update(kwargs)
     return SwinTransformer(num_classes=num_classes, **options)
