@@ -22,6 +22,19 @@ def state_arrays(layer: paddle.nn.Layer) -> dict:
     return {k: v.numpy().astype(np.float64) for k, v in layer.state_dict().items()}
 
 
+def outputs_and_gradients(layer: paddle.nn.Layer, x: np.ndarray, seed: int = 11):
+    """Output, input gradient and every parameter's gradient of ``sum(out * ramp)``, with
+    Paddle seeded so that stochastic depth draws the same."""
+    paddle.seed(seed)
+    inputs = paddle.to_tensor(x, stop_gradient=False)
+    out = layer(inputs)
+    ramp = np.linspace(-1, 1, out.size, dtype="float32").reshape(out.shape)
+    (out * paddle.to_tensor(ramp)).sum().backward()
+    grads = {name: p.grad.numpy() for name, p in layer.named_parameters()}
+    layer.clear_gradients()
+    return out.numpy(), inputs.grad.numpy(), grads
+
+
 def load_example(name: str):
     """Import ``examples/<name>.py`` as a module."""
     import importlib.util

@@ -12,7 +12,7 @@ from miziha import attention
 from miziha.attention import attention_backend, fused_attention, softmax_float32
 from miziha.export import Predictor, save_for_inference
 from miziha.windows import MASK_VALUE, window_geometry
-from conftest import randomize
+from conftest import outputs_and_gradients, randomize
 
 # Small layers whose 9x11 input pads every design (window / pale / stripe 4 and 3x5).
 DESIGNS = {
@@ -76,17 +76,6 @@ def test_mode_reaches_every_attention_layer_and_the_repr(layer_class):
     assert "attention" not in layer_class(16, 16).extra_repr()  # "auto", the default
 
 
-def _outputs_and_gradients(layer, x):
-    """Output, input gradient and every parameter's gradient of ``sum(out * ramp)``."""
-    inputs = paddle.to_tensor(x, stop_gradient=False)
-    out = layer(inputs)
-    ramp = np.linspace(-1, 1, out.size, dtype="float32").reshape(out.shape)
-    (out * paddle.to_tensor(ramp)).sum().backward()
-    grads = {name: p.grad.numpy() for name, p in layer.named_parameters()}
-    layer.clear_gradients()
-    return out.numpy(), inputs.grad.numpy(), grads
-
-
 def _pair(name, mode, **extra):
     """A randomised ``"math"`` layer and a ``mode`` layer with the same weights."""
     layer_class, options = DESIGNS[name]
@@ -104,8 +93,8 @@ def test_sdpa_matches_math_values_and_every_gradient(name, size):
     the first block, the shift mask in the second."""
     math, sdpa = _pair(name, "sdpa")
     x = np.random.default_rng(0).standard_normal((2, 16, *size)).astype("float32")
-    out, x_grad, grads = _outputs_and_gradients(math, x)
-    out_s, x_grad_s, grads_s = _outputs_and_gradients(sdpa, x)
+    out, x_grad, grads = outputs_and_gradients(math, x)
+    out_s, x_grad_s, grads_s = outputs_and_gradients(sdpa, x)
     np.testing.assert_allclose(out_s, out, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(x_grad_s, x_grad, rtol=1e-4, atol=1e-5)
     assert grads_s.keys() == grads.keys()
@@ -120,8 +109,8 @@ def test_auto_on_cpu_float32_is_the_math_path_exactly(monkeypatch, name):
     calls = []
     monkeypatch.setattr(attention, "fused_attention", lambda *a, **k: calls.append(a))
     x = np.random.default_rng(1).standard_normal((2, 16, 9, 11)).astype("float32")
-    out, x_grad, grads = _outputs_and_gradients(math, x)
-    out_a, x_grad_a, grads_a = _outputs_and_gradients(auto, x)
+    out, x_grad, grads = outputs_and_gradients(math, x)
+    out_a, x_grad_a, grads_a = outputs_and_gradients(auto, x)
     assert not calls
     np.testing.assert_array_equal(out_a, out)
     np.testing.assert_array_equal(x_grad_a, x_grad)
@@ -280,7 +269,7 @@ def test_bfloat16_autocast_is_finite_and_close_to_float32(name, level):
     layer = layer_class(16, 24, downsample=True, **options)
     layer.set_state_dict(reference.state_dict())
     x = np.random.default_rng(4).standard_normal((2, 16, 9, 11)).astype("float32")
-    out, x_grad, grads = _outputs_and_gradients(reference, x)
+    out, x_grad, grads = outputs_and_gradients(reference, x)
     if level == "O2":
         layer = paddle.amp.decorate(models=layer, level="O2", dtype="bfloat16")
     inputs = paddle.to_tensor(x, stop_gradient=False)

@@ -8,7 +8,7 @@ import pytest
 
 import miziha
 from miziha.export import Predictor, save_for_inference
-from conftest import load_example, randomize
+from conftest import load_example, outputs_and_gradients, randomize
 
 MIXERS = sorted(miziha.MIXERS)
 
@@ -61,24 +61,11 @@ def test_export_with_dynamic_size_matches_eager(tmp_path, name, data_format, dow
                                    rtol=1e-4, atol=1e-4)
 
 
-def _outputs_and_gradients(layer, x, seed=11):
-    """Output, input gradient and parameter gradients of ``sum(out * ramp)``, with Paddle
-    seeded so that stochastic depth draws the same."""
-    paddle.seed(seed)
-    inputs = paddle.to_tensor(x, stop_gradient=False)
-    out = layer(inputs)
-    ramp = np.linspace(-1, 1, out.size, dtype="float32").reshape(out.shape)
-    (out * paddle.to_tensor(ramp)).sum().backward()
-    grads = {n: p.grad.numpy() for n, p in layer.named_parameters()}
-    layer.clear_gradients()
-    return out.numpy(), inputs.grad.numpy(), grads
-
-
 @pytest.mark.parametrize("name", MIXERS)
 @pytest.mark.parametrize("downsample, out_channels", [(True, 24), (False, 16)])
 def test_gradients_reach_every_parameter(name, downsample, out_channels):
     layer = randomize(_layer(name, out_channels=out_channels, downsample=downsample))
-    _, x_grad, grads = _outputs_and_gradients(
+    _, x_grad, grads = outputs_and_gradients(
         layer, np.random.default_rng(1).standard_normal((2, 16, 7, 6)).astype("float32"))
     assert np.abs(x_grad).sum() > 0
     for param_name, grad in grads.items():
@@ -86,13 +73,13 @@ def test_gradients_reach_every_parameter(name, downsample, out_channels):
 
 
 @pytest.mark.parametrize("name", MIXERS)
-def test_recompute_gives_the_same_outputs_and_gradients(name):
+def test_recompute_gives_the_sameoutputs_and_gradients(name):
     plain = randomize(_layer(name, downsample=True, droppath=0.2))
     recomputed = _layer(name, downsample=True, droppath=0.2, use_recompute=True)
     recomputed.set_state_dict(plain.state_dict())
     x = np.random.default_rng(0).standard_normal((2, 16, 7, 6)).astype("float32")
     (out, x_grad, grads), (out_r, x_grad_r, grads_r) = (
-        _outputs_and_gradients(layer, x) for layer in (plain, recomputed))
+        outputs_and_gradients(layer, x) for layer in (plain, recomputed))
     np.testing.assert_allclose(out_r, out, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(x_grad_r, x_grad, rtol=1e-4, atol=1e-5)
     for param_name, grad in grads.items():
@@ -101,16 +88,16 @@ def test_recompute_gives_the_same_outputs_and_gradients(name):
 
 
 @pytest.mark.parametrize("name", MIXERS)
-def test_cpu_sub_batches_give_the_same_outputs_and_gradients(monkeypatch, name):
+def test_cpu_sub_batches_give_the_sameoutputs_and_gradients(monkeypatch, name):
     layer = randomize(_layer(name, downsample=True))
     x = np.random.default_rng(3).standard_normal((5, 16, 7, 6)).astype("float32")
-    whole = _outputs_and_gradients(layer, x)
+    whole = outputs_and_gradients(layer, x)
     sizes = []
     budget = layer.sample_bytes(layer.layout(7, 6), 4)  # one sample's widest temporary
     monkeypatch.setattr(miziha.cpu, "BATCH_CHUNK_BYTES", budget)
     layer.blocks[0].register_forward_pre_hook(lambda _, inputs: sizes.append(
         inputs[0].shape[0]))
-    split = _outputs_and_gradients(layer, x)
+    split = outputs_and_gradients(layer, x)
     assert sizes == [1] * 5
     np.testing.assert_allclose(split[0], whole[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(split[1], whole[1], rtol=1e-4, atol=1e-5)
