@@ -204,7 +204,10 @@ def test_seeds_give_mean_spread_verdicts_and_cpu_memory(tmp_path):
         ("swin_resnet50@16", 0), ("swin_resnet50@16", 1), ("resnet50@16", 0),
         ("resnet50@16", 1)]
     assert results["models"][0]["droppath"] == 0.1 and results["models"][2]["droppath"] == 0.0
-    assert all(r["peak_memory_mb"] > 0 for r in results["models"])  # CPU memory
+    # CPU memory: the first model's peak is over a fresh process's; a later model can train
+    # inside memory its predecessors freed, so its figure (a lower bound) may be 0.
+    assert results["models"][0]["peak_memory_mb"] > 0
+    assert all(r["peak_memory_mb"] >= 0 for r in results["models"])
     meta = results["metadata"]
     assert (meta["recipe"], meta["seeds"], meta["optimizer"], meta["label_smoothing"]) == \
         ("modern", 2, "adamw", 0.1)
