@@ -164,7 +164,8 @@ def _mixer_unet(mixer: str):
     def builder(num_classes: int = 2, droppath: float = 0.0, **kwargs) -> UNet:
         return UNet(num_classes=num_classes, block=mixer, droppath=droppath, **kwargs)
     builder.__name__ = f"{mixer}_unet"
-    builder.__doc__ = f"The UNet with every 3x3 conv the {mixer!r} mixer."
+    builder.__doc__ = (f"The UNet with {mixer!r} mixer levels below full resolution, one "
+                       f"mixer block for each 3x3 conv (:class:`UNet`).")
     return register_model("segmentation")(builder)
 
 
