@@ -38,7 +38,8 @@ black list) but not at O2.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+import contextlib
+from typing import List, Optional, Tuple, Union
 
 import paddle
 import paddle.nn as nn
@@ -53,7 +54,7 @@ from .windows import WindowGeometry
 
 __all__ = ["WindowAttention", "split_heads", "merge_heads", "group_attention",
            "attention_backend", "use_sdpa", "fused_attention", "softmax_float32",
-           "HALF_DTYPES"]
+           "attention_repr", "HALF_DTYPES"]
 
 #: Dtypes for which ``attention="auto"`` takes Paddle's fused attention on a GPU.
 HALF_DTYPES = ("float16", "bfloat16")
@@ -91,6 +92,11 @@ def use_sdpa(mode: str, x: paddle.Tensor) -> bool:
     if mode == "math":
         return False
     return attention_backend(mode, _device(x), x.dtype) == "sdpa"
+
+
+def attention_repr(mode: str) -> List[str]:
+    """A mixer's repr entry for its ``attention`` mode: none for the default ``"auto"``."""
+    return [] if mode == "auto" else [f"attention={mode!r}"]
 
 
 def softmax_float32(scores: paddle.Tensor, in_place: bool = False) -> paddle.Tensor:
@@ -131,12 +137,11 @@ def fused_attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor,
         mask = mask.astype(q.dtype)
     training = dropout is not None and dropout.training
     p = dropout.p if training else 0.0
+    backends = contextlib.nullcontext()
     if mask is not None and not mask.stop_gradient and _device(q) != "cpu":
         from paddle.nn.attention import SDPBackend, sdpa_kernel
-        with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
-                                                 training=training)
-    else:
+        backends = sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+    with backends:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
                                              training=training)
     return out.transpose([0, 2, 3, 1])
@@ -215,7 +220,7 @@ class WindowAttention(nn.Layer):
         q, k, v = split_heads(self.qkv(windows, input_affine), n, heads)  # [B*nW, heads, hd, N]
         bias_mask = self.bias_and_mask(geometry)
         windows_per_term = geometry.num_windows if geometry.mask is not None else 1
-        if self.attention != "math" and use_sdpa(self.attention, q):
+        if use_sdpa(self.attention, q):
             # One mask row per attention batch entry: flash attention broadcasts heads and
             # query rows, not the batch.
             rows = shape_of(q)[0] // windows_per_term  # B (with a mask) or B*nW
@@ -280,7 +285,7 @@ def group_attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor,
     Returns: ``[B*nG, heads, d, N]``.
     """
     n, heads = groups.group_tokens, q.shape[1]
-    if attention != "math" and use_sdpa(attention, q):
+    if use_sdpa(attention, q):
         mask = None
         if groups.key_mask is not None:  # [nG, N] -> [B*nG, 1, N, N]
             mask = groups.key_mask.reshape([1, -1, 1, 1, n]).expand(

@@ -14,7 +14,7 @@ import paddle
 import paddle.nn as nn
 
 from . import checks
-from .attention import group_attention, merge_heads, split_heads
+from .attention import attention_repr, group_attention, merge_heads, split_heads
 from .groups import TokenGroups, group_tables
 from .layers import ConvMerge, DropPath, Mlp, layer_norm, linear
 from .mixer import IntPair, TokenMixer
@@ -261,4 +261,4 @@ class CSWinT(TokenMixer):
     def _repr_options(self) -> List[str]:
         return [f"num_heads={self.num_heads}", f"split_size={self.split_size}"] + \
             (["last_stage=True"] if self.last_stage else []) + \
-            ([f"attention={self.attention!r}"] if self.attention != "auto" else [])
+            attention_repr(self.attention)

@@ -18,7 +18,7 @@ import paddle
 import paddle.nn as nn
 
 from . import checks
-from .attention import group_attention, merge_heads, split_heads
+from .attention import attention_repr, group_attention, merge_heads, split_heads
 from .groups import TokenGroups, group_tables
 from .layers import ConvMerge, DropPath, Mlp, layer_norm, linear
 from .mixer import IntPair, TokenMixer
@@ -267,4 +267,4 @@ class PaleT(TokenMixer):
 
     def _repr_options(self) -> List[str]:
         return [f"num_heads={self.num_heads}", f"pale_size={self.pale_size}"] + \
-            ([f"attention={self.attention!r}"] if self.attention != "auto" else [])
+            attention_repr(self.attention)

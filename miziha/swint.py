@@ -8,6 +8,7 @@ import paddle
 import paddle.nn as nn
 
 from . import checks
+from .attention import attention_repr
 from .mixer import IntPair, TokenMixer
 from .shapes import Size
 from .swin_blocks import PatchMerging, SwinTransformerBlock
@@ -105,4 +106,4 @@ class SwinT(TokenMixer):
 
     def _repr_options(self) -> List[str]:
         return [f"num_heads={self.num_heads}", f"window_size={self.window_size}"] + \
-            ([f"attention={self.attention!r}"] if self.attention != "auto" else [])
+            attention_repr(self.attention)
