@@ -3,7 +3,9 @@ the process's resident size through the step.
 
 Usage: python benchmarks/profile_memory.py [--models swin_resnet50 resnet50] [--size 224]
                                            [--batch 8] [--skip-rss] [--top 25]
-                                           [--output FILE]
+                                           [--detail LAYER] [--output FILE]
+
+A few minutes at the defaults (224, batch 8); ``--size 64 --batch 2`` takes seconds.
 
 1. Kept for backward. One forward (training mode, gradients on) runs under
    ``paddle.autograd.saved_tensors_hooks``: every tensor an op keeps for its gradient
@@ -12,17 +14,20 @@ Usage: python benchmarks/profile_memory.py [--models swin_resnet50 resnet50] [--
    its base, or an in-place op's input and output, are one); parameters and the input
    batch are left out. The index tables a mixer caches per input size (int64, a few hundred
    kB in all) are counted where first saved. Each entry is labelled with the layer that ran
-   it (forward pre/post hooks) and the op (the Paddle function called; for an operator such
-   as ``a * b``, the source line).
+   it (forward pre/post hooks) and the op (the Paddle function called, a PyLayer's class,
+   or for an operator such as ``a * b`` the source line). ``--detail`` lists one layer's
+   saved tensors in order (default: the second block of the first SwinT).
 2. Resident memory (``--skip-rss`` to leave out), each network in a fresh child process, as
-   ``bench_networks.py`` measures a step: the peak resident size (``VmHWM``, reset just
-   before the first step) over the resident size then, after the forward (with the loss), after
-   the first step and after the second; and the resident size after each stage of the
-   first forward, and when backward reaches each stage's output.
+   ``bench_networks.py`` measures a step: two training steps, the peak resident size
+   (``VmHWM``, reset just before the first step) over the resident size then; and at each
+   stage's output, in forward and when backward reaches it, the resident size, its peak,
+   and Paddle's own count of live tensor bytes (``host_memory_stat``) with its peak since
+   the previous point. Resident memory above the live tensors is what glibc keeps of freed
+   memory (and the process's own, non-tensor memory).
 
-Paddle reports no allocator statistics on CPU, hence the process figures; they include
-what glibc keeps of freed memory. MB are MiB. A profile, not a test: it prints tables and
-writes JSON. Linux only (memory from /proc).
+The benchmarks' memory figure is the resident one (what the machine must provide); the live
+tensor count shows how much of it is tensors. MB are MiB. A profile, not a test: it prints
+tables and writes JSON. Linux only (memory from /proc).
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ def _op_and_site(frame) -> Tuple[str, str]:
         if filename.startswith(_PADDLE_DIR):
             if op is None and not filename.endswith(_SKIPPED_PADDLE_FRAMES):
                 op = frame.f_code.co_name.strip("_")
+                if op == "save_for_backward":  # a PyLayer: name it by its class
+                    op = frame.f_back.f_code.co_qualname.split(".")[0]
         else:
             site = f"{Path(filename).parent.name}/{Path(filename).name}:{frame.f_lineno}"
             if op is None:
@@ -111,7 +118,9 @@ class SavedTensorRecorder:
     def _leave(self, layer, inputs, outputs):
         self.layer_stack.pop()
 
-    def pack(self, t: paddle.Tensor) -> paddle.Tensor:
+    def pack(self, t: Optional[paddle.Tensor]) -> Optional[paddle.Tensor]:
+        if t is None or not t._is_initialized():  # a PyLayer may save None
+            return t
         allocation = self._allocation(t)
         op, site = _op_and_site(sys._getframe(1))
         path, layer_class = self.layer_stack[-1]
@@ -127,7 +136,7 @@ class SavedTensorRecorder:
         return t
 
     @staticmethod
-    def unpack(t: paddle.Tensor) -> paddle.Tensor:
+    def unpack(t: Optional[paddle.Tensor]) -> Optional[paddle.Tensor]:
         return t
 
     def remove(self) -> None:
@@ -187,8 +196,29 @@ def block_detail(profile: dict, layer_prefix: str) -> List[dict]:
 
 
 # Part 2: resident memory in a child process.
+def _allocated_mb() -> Optional[float]:
+    """Paddle's own count of live host (CPU) tensor bytes, in MiB (None if unavailable)."""
+    core = paddle.base.core
+    if not hasattr(core, "host_memory_stat_current_value"):
+        return None
+    return core.host_memory_stat_current_value("Allocated", 0) / MB
+
+
+def _allocated_peak_mb(reset: bool) -> Optional[float]:
+    """Paddle's peak of live host tensor bytes since the last reset (then reset it)."""
+    core = paddle.base.core
+    if not hasattr(core, "host_memory_stat_peak_value"):
+        return None
+    peak = core.host_memory_stat_peak_value("Allocated", 0) / MB
+    if reset:
+        core.host_memory_stat_reset_peak_value("Allocated", 0)
+    return peak
+
+
 def child_resident(name: str, size: int, batch: int) -> dict:
-    """Resident memory of two training steps (run in a fresh process)."""
+    """Two training steps (forward, cross-entropy, backward, Momentum) in a fresh process:
+    resident size, its peak and Paddle's live tensor bytes at each stage, forward and
+    backward, relative to the start."""
     paddle.seed(0)
     model = create_model(name, num_classes=NUM_CLASSES)
     optimizer = paddle.optimizer.Momentum(0.01, momentum=0.9, parameters=model.parameters())
@@ -199,49 +229,50 @@ def child_resident(name: str, size: int, batch: int) -> dict:
               if not isinstance(layer, nn.LayerList)]
     stages += [(f"{n}.{i}", layer) for n, layers in model.named_children()
                if isinstance(layers, nn.LayerList) for i, layer in enumerate(layers)]
-    forward_rss, backward_rss, outputs = [], [], []
-    first = [True]
+    points: List[dict] = []
+    step = [0]
+
+    def record(where: str, stage: str) -> None:
+        points.append({"step": step[0] + 1, "where": where, "stage": stage,
+                       "resident_mb": process_memory_mb("VmRSS"),
+                       "resident_peak_mb": process_memory_mb("VmHWM"),
+                       "allocated_mb": _allocated_mb(),
+                       "allocated_peak_mb": _allocated_peak_mb(reset=True)})
 
     def after_stage(stage_name):
         def hook(layer, inputs, output):
-            if first[0]:
-                forward_rss.append({"stage": stage_name,
-                                    "resident_mb": process_memory_mb("VmRSS")})
-                if not output.stop_gradient:
-                    output.register_hook(lambda grad: backward_rss.append(
-                        {"stage": stage_name, "resident_mb": process_memory_mb("VmRSS"),
-                         "peak_mb": process_memory_mb("VmHWM")}))
+            record("forward", stage_name)
+            if not output.stop_gradient:
+                output.register_hook(lambda grad: record("backward", stage_name))
         return hook
 
     for stage_name, layer in stages:
         layer.register_forward_post_hook(after_stage(stage_name))
     reset_resident_peak()
-    before = process_memory_mb("VmRSS")
-    loss = F.cross_entropy(model(x), y)
-    forward_peak, forward_end = process_memory_mb("VmHWM"), process_memory_mb("VmRSS")
-    first[0] = False
-    loss.backward()
-    backward_peak = process_memory_mb("VmHWM")
-    optimizer.step()
-    optimizer.clear_grad()
-    step1_peak, step1_end = process_memory_mb("VmHWM"), process_memory_mb("VmRSS")
-    F.cross_entropy(model(x), y).backward()
-    optimizer.step()
-    optimizer.clear_grad()
-    step2_peak = process_memory_mb("VmHWM")
-    parameters = sum(p.size for p in model.parameters()) * 4 / MB
-    rel = lambda value: value - before  # noqa: E731
-    return {
-        "network": name, "input_size": size, "batch": batch, "resident_before_mb": before,
-        "parameters_mb": parameters,
-        "forward_peak_mb": rel(forward_peak), "after_forward_mb": rel(forward_end),
-        "first_step_peak_mb": rel(backward_peak), "after_first_step_mb": rel(step1_end),
-        "step_peak_mb": rel(step2_peak),
-        "after_stage_mb": [{"stage": r["stage"], "mb": rel(r["resident_mb"])}
-                           for r in forward_rss],
-        "backward_at_stage_mb": [{"stage": r["stage"], "mb": rel(r["resident_mb"]),
-                                  "peak_mb": rel(r["peak_mb"])} for r in backward_rss],
-    }
+    before, allocated_before = process_memory_mb("VmRSS"), _allocated_mb()
+    _allocated_peak_mb(reset=True)
+    for step[0] in range(2):
+        loss = F.cross_entropy(model(x), y)
+        record("forward end", "")
+        loss.backward()
+        record("backward end", "")
+        optimizer.step()
+        optimizer.clear_grad()
+        record("step end", "")
+        loss = None
+    for point in points:
+        for key in ("resident_mb", "resident_peak_mb"):
+            point[key] -= before
+        if allocated_before is not None:
+            for key in ("allocated_mb", "allocated_peak_mb"):
+                point[key] -= allocated_before
+    peaks = [p["allocated_peak_mb"] for p in points if p["allocated_peak_mb"] is not None]
+    return {"network": name, "input_size": size, "batch": batch, "resident_before_mb": before,
+            "parameters_mb": sum(p.size for p in model.parameters()) * 4 / MB,
+            "step_peak_mb": points[-1]["resident_peak_mb"],
+            "first_step_peak_mb": [p for p in points if p["step"] == 1][-1][
+                "resident_peak_mb"],
+            "allocated_peak_mb": max(peaks) if peaks else None, "points": points}
 
 
 def resident(name: str, size: int, batch: int) -> dict:
@@ -270,22 +301,25 @@ def print_report(name: str, profile: dict, summary: dict, rss: Optional[dict]) -
          str(r["tensors"]), f"{r['mb']:.0f}"] for r in summary["top_sites"]]))
     if rss is None:
         return
-    print(f"\nResident memory over the start ({rss['resident_before_mb']:.0f} MB), MB: "
-          f"forward peak {rss['forward_peak_mb']:.0f}, after forward "
-          f"{rss['after_forward_mb']:.0f}, first step peak {rss['first_step_peak_mb']:.0f}, "
-          f"after it {rss['after_first_step_mb']:.0f}, two-step peak "
-          f"{rss['step_peak_mb']:.0f} (parameters {rss['parameters_mb']:.0f})\n")
-    saved_by_stage = summary["by_stage_mb"]
-    back = {r["stage"]: r for r in rss["backward_at_stage_mb"]}
-    rows, previous = [], 0.0
-    for r in rss["after_stage_mb"]:
-        b = back.get(r["stage"])
-        rows.append([r["stage"], f"{r['mb'] - previous:.0f}", f"{r['mb']:.0f}",
-                     f"{saved_by_stage.get(r['stage'], 0):.0f}",
-                     f"{b['mb']:.0f}" if b else "", f"{b['peak_mb']:.0f}" if b else ""])
-        previous = r["mb"]
-    print(markdown_table(["stage", "forward delta MB", "after it MB", "kept for backward MB",
-                          "backward reaches its output: MB", "peak so far MB"], rows))
+    print(f"\nResident memory over the start ({rss['resident_before_mb']:.0f} MB) through two "
+          f"steps, MB: peak {rss['step_peak_mb']:.0f} (first step {rss['first_step_peak_mb']:.0f}"
+          f"); Paddle's live tensor bytes peak at {rss['allocated_peak_mb'] or 0:.0f} "
+          f"(parameters {rss['parameters_mb']:.0f}, as many again for their gradients and for "
+          f"the momentum)\n")
+    saved = summary["by_stage_mb"]
+    rows = []
+    for p in rss["points"]:
+        if p["step"] != 2:
+            continue
+        fmt = lambda v: "" if v is None else f"{v:.0f}"  # noqa: E731
+        rows.append([p["where"], p["stage"],
+                     fmt(saved.get(p["stage"])) if p["where"] == "forward" else "",
+                     fmt(p["allocated_mb"]), fmt(p["allocated_peak_mb"]),
+                     fmt(p["resident_mb"]), fmt(p["resident_peak_mb"])])
+    print("Second step (where the peak is), after each stage:\n")
+    print(markdown_table(["pass", "stage", "kept for backward MB", "live tensors MB",
+                          "live peak since previous MB", "resident MB", "resident peak MB"],
+                         rows))
 
 
 def main(argv=None) -> dict:

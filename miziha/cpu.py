@@ -2,9 +2,9 @@
 the sub-batches that keep their temporaries small.
 
 * :func:`eager_on_cpu` is the one test every layer asks ("eager mode, input on a CPU?").
-  The workarounds of :mod:`miziha.workarounds` (the Linear bias row, LayerNorm's affine
-  terms) and the sub-batches below apply only where it is true; static graphs, exports and
-  GPUs take Paddle's plain ops.
+  The workarounds of :mod:`miziha.workarounds` (the Linear's own backward, LayerNorm's
+  affine terms) and the sub-batches below apply only where it is true; static graphs,
+  exports and GPUs take Paddle's plain ops.
 * :func:`place_key` names a device as a string, for caches keyed by device.
 * Sub-batches. Paddle's CPU allocator takes every tensor from ``malloc``. glibc serves a
   request of 32 MiB or more (``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit, the ceiling of its
@@ -16,7 +16,11 @@ the sub-batches that keep their temporaries small.
   at ordinary batch sizes: ``SwinT(128, 128, downsample=True)`` on 56x56 maps at batch 8
   makes 51 MB ones. So on eager CPU a mixer runs its blocks on the fewest near-equal
   sub-batches whose widest temporary fits :data:`BATCH_CHUNK_BYTES`
-  (:func:`run_in_sub_batches`); ``benchmarks/bench_layers.py`` times it on and off.
+  (:func:`run_in_sub_batches`); ``benchmarks/bench_layers.py`` times it on and off. In
+  training the price is resident memory: the heap then also holds what backward keeps,
+  and the gaps between those tensors stay resident (a SwinResNet50 step at 224, batch 8,
+  peaked about 300 MB lower without sub-batches, and took about 5% longer;
+  ``docs/performance.md``, Memory).
 
 :data:`BATCH_CHUNK_BYTES` is process-wide, like the allocator it works around; set it to
 None to run every batch whole (for instance under jemalloc or tcmalloc).

@@ -7,12 +7,13 @@ from typing import List, Optional
 
 import paddle
 import paddle.nn as nn
+from paddle.autograd import PyLayer
 
 from . import checks
 from .workarounds import Affine, LayerNorm, Linear, conv_channels_last
 
-__all__ = ["TRUNC_NORMAL", "linear", "layer_norm", "Mlp", "DropPath", "droppath_schedule",
-           "ConvMerge"]
+__all__ = ["TRUNC_NORMAL", "linear", "layer_norm", "Mlp", "DropPath", "ScaleSamples",
+           "droppath_schedule", "ConvMerge"]
 
 #: The official code's ``trunc_normal_(std=.02)``: its cutoffs are absolute (-2, 2), as are
 #: Paddle's ``a``/``b``, so at std 0.02 this is in effect a plain normal. Kept as is so that
@@ -48,7 +49,12 @@ class Mlp(nn.Layer):
     def forward(self, x: paddle.Tensor, input_affine: Optional[Affine] = None) -> paddle.Tensor:
         """Args: x ``[..., C]``; input_affine: a LayerNorm's ``(weight, bias)`` not yet
         applied to ``x`` (folded into ``fc1``). Returns: ``[..., out_dim]``."""
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x, input_affine)))))
+        hidden = self.fc1(x, input_affine)
+        if self.drop.p == 0 or not self.training:
+            # GELU inside fc2: backward keeps the hidden layer once (before GELU), not
+            # before and after it (miziha.workarounds.linear_forward).
+            return self.drop(self.fc2(hidden, input_gelu=True))
+        return self.drop(self.fc2(self.drop(self.act(hidden))))
 
 
 class DropPath(nn.Layer):
@@ -64,10 +70,29 @@ class DropPath(nn.Layer):
             return x
         keep = 1.0 - self.p
         shape = [x.shape[0]] + [1] * (x.ndim - 1)
-        return x * (paddle.rand(shape, dtype=x.dtype) < keep).astype(x.dtype) / keep
+        scale = (paddle.rand(shape, dtype=x.dtype) < keep).astype(x.dtype) / keep
+        if paddle.in_dynamic_mode():
+            return ScaleSamples.apply(x, scale)
+        return x * scale
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class ScaleSamples(PyLayer):
+    """``x * scale`` for a per-sample ``scale`` that needs no gradient, keeping only
+    ``scale`` for backward (``x * scale`` as an op would also keep ``x``, a full-size
+    tensor, for a gradient of ``scale`` never asked for)."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(scale)
+        return x * scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        (scale,) = ctx.saved_tensor()
+        return grad * scale, None  # scale: drawn, no gradient
 
 
 def droppath_schedule(rate: float, blocks: int) -> List[float]:

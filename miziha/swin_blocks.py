@@ -52,9 +52,11 @@ class SwinTransformerBlock(nn.Layer):
         Returns: ``[B, H*W, C]``.
         """
         # One gather does shift, padding and window partition; its inverse undoes them.
-        # Each LayerNorm's affine terms are folded into the Linear after it.
-        windows = paddle.index_select(self.norm1(x, affine=False), geometry.gather,
-                                      axis=1)  # [B, nW*N, C]
+        # Each LayerNorm's affine terms are folded into the Linear after it. Gathering
+        # before the (per-token) norm1 lets qkv keep the norm's output for backward, not a
+        # second, gathered copy of it.
+        windows = self.norm1(paddle.index_select(x, geometry.gather, axis=1),
+                             affine=False)  # [B, nW*N, C]
         attn = self.attn(windows, geometry, self.norm1.affine_terms)
         x = x + self.drop_path(paddle.index_select(attn, geometry.scatter, axis=1))
         return x + self.drop_path(self.mlp(self.norm2(x, affine=False), self.norm2.affine_terms))

@@ -11,14 +11,20 @@ can go.
    delete :class:`LayerNorm` and the ``input_affine`` fold of :class:`Linear`, and let
    :func:`layer_norm` return ``nn.LayerNorm`` (its callers' ``affine=False`` /
    ``input_affine`` arguments go with them).
-2. :class:`Linear` (:func:`linear_forward`), bias row. Paddle's CPU bias gradient is a
+2. :class:`Linear` (:func:`linear_forward`), own backward. Paddle's CPU bias gradient is a
    column sum, 15-60x slower than a GEMV at power-of-two widths of 256 and more (16 ms
    against 0.6 ms for ``[6272, 512]``; a speed problem, measured, not checked by a test;
-   at narrower widths the bias row's copies cost more, see :data:`SLOW_BIAS_GRAD_WIDTH`),
-   and ``addmm``'s backward crashes the process (SIGSEGV in ``AddmmGradKernel``) when the
-   bias gradient is not computed (a frozen bias, or ``paddle.grad`` for the input only).
-   The bias row answers both; when ``addmm`` is fixed, the no-gradient path may keep
-   ``addmm``, and the bias row can go once Paddle's bias gradient is a GEMV.
+   at narrower widths it is cheap, see :data:`SLOW_BIAS_GRAD_WIDTH`), and ``addmm``'s
+   backward crashes the process (SIGSEGV in ``AddmmGradKernel``) when the bias gradient
+   is not computed (a frozen bias, or ``paddle.grad`` for the input only). On eager CPU
+   with gradients on, :class:`LinearInputFunction` and :class:`LinearParamsFunction`
+   compute the gradients themselves (the bias's as a GEMV; ``addmm`` only in forward).
+   Two single-input PyLayers, not one: Paddle 3.3's ``paddle.grad`` for some of a
+   PyLayer's inputs marks the others stop-gradient and then rejects the gradient its
+   backward returns for them ("should return None at ... position"). They also keep
+   less for backward than autograd through the same ops would (``docs/performance.md``,
+   Memory). When ``addmm`` is fixed and Paddle's bias gradient is a GEMV, ``F.linear``
+   can take over, at that memory cost.
 3. :func:`pad_bottom_right` concatenates zeros and crops instead of calling ``F.pad``:
    Paddle 3.3's oneDNN pad in ``paddle.inference`` ignores ``data_format="NHWC"`` and pads
    the last two axes (W and C) as if the input were NCHW (``[2, 5, 7, 4]`` padded by one
@@ -60,10 +66,12 @@ from typing import Optional, Tuple, Union
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
+from paddle.autograd import PyLayer
 
 from .cpu import eager_on_cpu
 
-__all__ = ["Linear", "linear_forward", "LayerNorm", "pad_bottom_right", "conv_channels_last"]
+__all__ = ["Linear", "linear_forward", "LinearInputFunction", "LinearParamsFunction",
+           "LayerNorm", "NormalizeFunction", "pad_bottom_right", "conv_channels_last"]
 
 Affine = Tuple[Optional[paddle.Tensor], Optional[paddle.Tensor]]
 #: Output width from which Paddle's CPU bias gradient (a column sum) is slow (workaround 2):
@@ -74,80 +82,233 @@ Size = Union[int, paddle.Tensor]
 
 
 class Linear(nn.Linear):
-    """``nn.Linear`` with the bias as a weight row on eager CPU (workaround 2), and an
-    optional preceding LayerNorm's affine terms folded into its weights (workaround 1).
+    """``nn.Linear`` with its own backward on eager CPU (workaround 2), and an optional
+    preceding LayerNorm's affine terms folded into its weights (workaround 1).
 
     ``forward(x, input_affine=(scale, shift))`` computes ``(x * scale + shift) @ W + b``, as
     ``x @ (scale[:, None] * W) + (shift @ W + b)`` when ``x`` has more elements than ``W``:
     the per-token work is then one GEMM, and the affine gradients come from ops the size of
-    ``W``.
+    ``W``. ``forward(x, input_gelu=True)`` computes ``GELU(x) @ W + b`` (exact GELU): the
+    second layer of an MLP, which then keeps only its hidden layer before GELU for backward.
 
-    On CPU in eager mode, with gradients on, the bias is one more row of the weight, against
-    a column of ones: ``[x, 1] @ [[W], [b]]``, so its gradient comes out of the weight's
-    GEMM. Without gradients it is one ``addmm``. Elsewhere (GPU, static graphs, which
-    inference passes fuse into ``fc``) it is ``F.linear``.
+    On CPU in eager mode with gradients on it runs as :func:`linear_forward` describes: the
+    bias gradient is a GEMV, and backward keeps ``x`` itself (no copy of it, nor of the
+    folded weight). Without gradients it is one ``addmm``. Elsewhere (GPU, static graphs,
+    which inference passes fuse into ``fc``) it is ``F.linear``.
     """
 
-    def forward(self, x: paddle.Tensor, input_affine: Optional[Affine] = None) -> paddle.Tensor:
-        """Args: x ``[..., in]``; input_affine: ``(scale [in], shift [in])`` or None.
+    def forward(self, x: paddle.Tensor, input_affine: Optional[Affine] = None,
+                input_gelu: bool = False) -> paddle.Tensor:
+        """Args: x ``[..., in]``; input_affine: ``(scale [in], shift [in])`` or None;
+        input_gelu: apply exact GELU to ``x`` first.
 
         Returns: ``[..., out]``.
         """
-        return linear_forward(x, self.weight, self.bias, input_affine)
+        return linear_forward(x, self.weight, self.bias, input_affine,
+                              input_gelu=input_gelu)
 
 
 def linear_forward(x: paddle.Tensor, weight: paddle.Tensor, bias: Optional[paddle.Tensor],
-                   input_affine: Optional[Affine] = None, wide_bias_row: bool = False
-                   ) -> paddle.Tensor:
+                   input_affine: Optional[Affine] = None, wide_bias_row: bool = False,
+                   input_gelu: bool = False) -> paddle.Tensor:
     """``(x * scale + shift) @ weight + bias`` as :class:`Linear` computes it (the affine fold
-    of workaround 1, the bias row of workaround 2), for any layer holding such a weight
+    of workaround 1, the own backward of workaround 2), for any layer holding such a weight
     (e.g. a 1x1 convolution's, as ``[in, out]``).
+
+    On eager CPU with gradients on, two single-input autograd functions share the work:
+    :class:`LinearInputFunction` computes the output and the input's gradient,
+    :class:`LinearParamsFunction` the gradient of the (folded) weight with the bias as its
+    last row (the bias gradient a GEMV: Paddle's column sum is 15-60x slower). Each keeps
+    ``x`` itself for backward, not a copy, and no folded weight.
 
     Args:
         x: ``[..., in]``.
         weight: ``[in, out]``.
         bias: ``[out]`` or None.
         input_affine: ``(scale [in], shift [in])`` (either may be None) or None.
-        wide_bias_row: take the bias row only for outputs of at least
-            :data:`SLOW_BIAS_GRAD_WIDTH` columns; narrower ones use ``F.linear``, whose
-            column-sum bias gradient is then cheaper than the bias row's copies of ``x``
-            and of its gradient (measured with 1x1 convolutions of ``ASMLPT``).
+        wide_bias_row: the own backward only for outputs of at least
+            :data:`SLOW_BIAS_GRAD_WIDTH` columns; narrower ones with a bias use
+            ``F.linear``, whose column-sum bias gradient is then cheap (measured with 1x1
+            convolutions of ``ASMLPT``).
+        input_gelu: ``GELU(x) @ weight + bias`` (exact GELU); not with ``input_affine``.
 
     Returns: ``[..., out]``.
     """
+    if input_gelu and input_affine is not None:
+        raise ValueError("linear_forward takes input_affine or input_gelu, not both")
+    scale = shift = None
     if input_affine is not None:
-        scale, shift = input_affine  # either may be None (a LayerNorm without it)
+        scale, shift = (_same_dtype(t, weight.dtype) for t in input_affine)
         if paddle.in_dynamic_mode() and x.size < weight.size:  # few tokens: on x
             if scale is not None:
-                x = x * scale.astype(x.dtype)
+                x = x * scale
             if shift is not None:
-                x = x + shift.astype(x.dtype)
-        else:
-            if shift is not None:
-                shift_out = paddle.matmul(shift.astype(weight.dtype), weight)
-                bias = shift_out if bias is None else bias + shift_out
-            if scale is not None:
-                weight = scale.astype(weight.dtype).reshape([-1, 1]) * weight
+                x = x + shift
+            scale = shift = None
+    if eager_on_cpu(x) and paddle.is_grad_enabled() and x.dtype == weight.dtype and not (
+            wide_bias_row and bias is not None and weight.shape[-1] < SLOW_BIAS_GRAD_WIDTH):
+        return _own_backward_linear(x, weight, bias, scale, shift, input_gelu)
+    if input_gelu:
+        x = F.gelu(x)
+    weight, bias = _folded(weight, bias, scale, shift)
     if bias is None or not eager_on_cpu(x) or x.dtype != weight.dtype \
             or (wide_bias_row and weight.shape[-1] < SLOW_BIAS_GRAD_WIDTH):
         return F.linear(x, weight, bias)
     shape = x.shape
-    x2d = x.reshape([-1, shape[-1]])
-    if paddle.is_grad_enabled():
-        out = paddle.matmul(
-            paddle.concat([x2d, paddle.ones_like(x2d[:, :1])], axis=1),
-            paddle.concat([weight, bias.reshape([1, -1])], axis=0))
-    else:
-        out = paddle.addmm(bias, x2d, weight)
+    out = paddle.addmm(bias, x.reshape([-1, shape[-1]]), weight)  # no gradients here
     return out.reshape(shape[:-1] + [out.shape[-1]])
+
+
+def _folded(weight: paddle.Tensor, bias: Optional[paddle.Tensor],
+            scale: Optional[paddle.Tensor], shift: Optional[paddle.Tensor]):
+    """``(scale[:, None] * weight, shift @ weight + bias)``, either term may be absent."""
+    if shift is not None:
+        shift_out = paddle.matmul(shift, weight)
+        bias = shift_out if bias is None else bias + shift_out
+    if scale is not None:
+        weight = scale.reshape([-1, 1]) * weight
+    return weight, bias
+
+
+def _same_dtype(t: Optional[paddle.Tensor], dtype) -> Optional[paddle.Tensor]:
+    return t if t is None or t.dtype == dtype else t.astype(dtype)
+
+
+class _Hidden:
+    """A tensor handed to a PyLayer without becoming one of its inputs (PyLayer treats
+    tensors, and lists of them, as inputs that take a gradient)."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: Optional[paddle.Tensor]) -> None:
+        self.tensor = tensor
+
+
+#: dtype -> a flat zero tensor, grown to the largest ``[tokens, out]`` output so far and kept
+#: (12 MiB for a SwinResNet50 step at 224, batch 8, in sub-batches); only ever read.
+_ZEROS: dict = {}
+
+
+def _zeros_view(shape, dtype) -> paddle.Tensor:
+    """Zeros of ``shape``: a view of a cached buffer, so neither allocated nor filled."""
+    numel = 1
+    for n in shape:
+        numel *= n
+    buffer = _ZEROS.get(dtype)
+    if buffer is None or buffer.shape[0] < numel:
+        buffer = _ZEROS[dtype] = paddle.zeros([numel], dtype)
+    return buffer[:numel].reshape(shape)
+
+
+def _own_backward_linear(x, weight, bias, scale, shift, gelu):
+    """:func:`linear_forward` on eager CPU with gradients on."""
+    shape = x.shape
+    x2d = x.reshape([-1, shape[-1]])
+    effective, effective_bias = _folded(weight, bias, scale, shift)  # autograd: params only
+    params = effective if effective_bias is None else paddle.concat(
+        [effective, effective_bias.reshape([1, -1])], axis=0)  # [in (+1), out]
+    out = LinearInputFunction.apply(x2d, _Hidden(params), _Hidden(weight), _Hidden(scale),
+                                    gelu)
+    if not params.stop_gradient:
+        out.add_(LinearParamsFunction.apply(params, _Hidden(x2d), effective_bias is not None,
+                                            gelu))
+    return out.reshape(shape[:-1] + [out.shape[-1]])
+
+
+class LinearInputFunction(PyLayer):
+    """``(GELU(x) or x) @ W + b`` for 2-D ``x`` from ``params = [[W], [b]]`` (``[in + 1,
+    out]``, or ``W`` alone), and the gradient of ``x`` only.
+
+    Backward keeps ``x`` and the unfolded ``weight`` and ``scale`` (the folded weight is
+    recomputed, ``W = scale[:, None] * weight``). With ``gelu``, ``GELU(x)`` is not kept.
+    Single-input by design: ``paddle.grad`` skips it when ``x`` needs no gradient, whereas a
+    PyLayer with several inputs fails when some are pruned.
+    """
+
+    @staticmethod
+    def forward(ctx, x, params, weight, scale, gelu):
+        params, weight, scale = params.tensor, weight.tensor, scale.tensor
+        inputs = F.gelu(x) if gelu else x
+        if params.shape[0] == x.shape[1]:
+            out = paddle.matmul(inputs, params)
+        else:
+            out = paddle.addmm(params[-1], inputs, params[:-1])
+        ctx.save_for_backward(x, weight, scale)
+        ctx.gelu = gelu
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, scale = ctx.saved_tensor()
+        effective = weight if scale is None else scale.reshape([-1, 1]) * weight
+        grad_x = paddle.matmul(grad, effective, transpose_y=True)
+        if ctx.gelu:
+            grad_x = paddle._C_ops.gelu_grad(x, grad_x, False)
+        return grad_x
+
+
+class LinearParamsFunction(PyLayer):
+    """The gradient of ``params = [[W], [b]]`` (or ``W``) of :class:`LinearInputFunction`:
+    ``[GELU(x) or x, 1]^T @ grad``, the bias row a GEMV. Its forward returns zeros of the
+    output's shape (a view of a cached buffer), added to that output so that backward
+    reaches it; it keeps ``x`` (the same tensor as :class:`LinearInputFunction`)."""
+
+    @staticmethod
+    def forward(ctx, params, x, bias_row, gelu):
+        x = x.tensor
+        ctx.save_for_backward(x)
+        ctx.bias_row, ctx.gelu = bias_row, gelu
+        return _zeros_view([x.shape[0], params.shape[1]], params.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensor()
+        inputs = F.gelu(x) if ctx.gelu else x
+        grad_params = paddle.matmul(inputs, grad, transpose_x=True)  # [in, out]
+        if ctx.bias_row:
+            grad_bias = paddle.matmul(paddle.ones([1, grad.shape[0]], grad.dtype), grad)
+            grad_params = paddle.concat([grad_params, grad_bias], axis=0)
+        return grad_params
+
+
+class NormalizeFunction(PyLayer):
+    """Layer normalisation without affine terms over the axes from ``begin_axis``, keeping
+    its output (and the variance) for backward instead of its input.
+
+    The layer after a LayerNorm (:class:`LinearInputFunction`, or the affine multiply) keeps
+    the same output, so backward holds one tensor where ``F.layer_norm`` would add its input. The
+    gradient is Paddle's ``layer_norm_grad`` on the output with mean 0 and unit scale, times
+    the saved ``1 / sqrt(var + eps)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, begin_axis, epsilon):
+        # The legacy op returns the variance that the current one keeps to itself.
+        out, _, variance = paddle._legacy_C_ops.layer_norm(
+            x, None, None, "epsilon", epsilon, "begin_norm_axis", begin_axis)
+        ctx.save_for_backward(out.detach(), variance)  # detached: no reference cycle
+        ctx.attributes = (begin_axis, epsilon)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out, variance = ctx.saved_tensor()
+        begin_axis, epsilon = ctx.attributes
+        unit = paddle.full_like(variance, 1.0 - epsilon)  # 1 / sqrt(unit + eps) == 1
+        grad_x = paddle._C_ops.layer_norm_grad(out, None, None, paddle.zeros_like(variance),
+                                               unit, grad, epsilon, begin_axis)[0]
+        rstd = paddle.rsqrt(variance + epsilon)
+        return grad_x.multiply_(rstd.reshape(out.shape[:begin_axis]
+                                             + [1] * (out.ndim - begin_axis)))
 
 
 class LayerNorm(nn.LayerNorm):
     """``nn.LayerNorm`` whose input gradient is right when its weight gets no gradient
     (workaround 1).
 
-    On CPU in eager mode with gradients on, it normalises with Paddle's kernel without
-    affine terms and applies them as elementwise ops; elsewhere it is ``nn.LayerNorm``.
+    On CPU in eager mode with gradients on, it normalises with :class:`NormalizeFunction`
+    (Paddle's kernels, no affine terms, the output kept for backward) and applies the affine
+    terms as elementwise ops; elsewhere it is ``nn.LayerNorm``.
 
     ``forward(x, affine=False)`` returns the normalised ``x`` only, for a following
     :class:`Linear` that takes :attr:`affine_terms` as its ``input_affine``: the same maths
@@ -156,10 +317,14 @@ class LayerNorm(nn.LayerNorm):
 
     def forward(self, x: paddle.Tensor, affine: bool = True) -> paddle.Tensor:
         """Args: x ``[..., C]``; affine: apply weight and bias. Returns: ``[..., C]``."""
-        if affine and (self.weight is None or self.bias is None
-                       or not paddle.is_grad_enabled() or not eager_on_cpu(x)):
+        eager_training = paddle.is_grad_enabled() and eager_on_cpu(x)
+        if affine and (self.weight is None or self.bias is None or not eager_training):
             return super().forward(x)
-        normalized = F.layer_norm(x, self._normalized_shape, None, None, self._epsilon)
+        if eager_training:
+            normalized = NormalizeFunction.apply(x, x.ndim - len(self._normalized_shape),
+                                                 self._epsilon)
+        else:
+            normalized = F.layer_norm(x, self._normalized_shape, None, None, self._epsilon)
         if not affine:
             return normalized
         shape = list(self._normalized_shape)  # the parameters are stored flat

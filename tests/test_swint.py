@@ -142,6 +142,18 @@ def test_droppath_drops_whole_samples():
     assert 0 < (per_sample[:, 0] == 0).sum() < 64
 
 
+def test_droppath_gradient_is_the_kept_samples_scale():
+    drop = miziha.layers.DropPath(0.5)
+    drop.train()
+    x = paddle.randn([32, 5, 3])
+    x.stop_gradient = False
+    out = drop(x)
+    upstream = paddle.randn(out.shape)
+    (out * upstream).sum().backward()
+    scale = (out.numpy() / x.numpy())[:, :1, :1]  # 0 or 2 per sample
+    np.testing.assert_allclose(x.grad.numpy(), upstream.numpy() * scale, rtol=1e-6)
+
+
 def test_state_dict_round_trip(tmp_path):
     layer = randomize(miziha.SwinT(16, 24, num_heads=2, window_size=4, downsample=True))
     layer.eval()

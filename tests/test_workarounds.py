@@ -84,6 +84,34 @@ def test_linear_without_gradients_matches_nn_linear():
         np.testing.assert_allclose(ours(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("out_features", [24, 256])
+def test_linear_with_input_gelu_is_gelu_then_linear(out_features):
+    """``Linear(x, input_gelu=True)`` (an MLP's fc2 recomputing GELU in backward) equals
+    exact GELU followed by ``nn.Linear``: outputs and the gradients of x, weight and bias."""
+    ours, plain = _pair(16, out_features)
+    rng = np.random.default_rng(5)
+    x_np = rng.standard_normal((4, 3, 16)).astype("float32")
+    upstream = paddle.to_tensor(rng.standard_normal((4, 3, out_features)).astype("float32"))
+    results = []
+    for forward in (lambda x: ours(x, input_gelu=True), lambda x: plain(F.gelu(x))):
+        x = paddle.to_tensor(x_np, stop_gradient=False)
+        out = forward(x)
+        (out * upstream).sum().backward()
+        results.append([out.numpy(), x.grad.numpy()])
+    results[0] += [p.grad.numpy() for p in ours.parameters()]
+    results[1] += [p.grad.numpy() for p in plain.parameters()]
+    for got, want, what in zip(*results, ["output", "x", "weight", "bias"]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=what)
+    with paddle.no_grad():
+        np.testing.assert_allclose(ours(paddle.to_tensor(x_np), input_gelu=True).numpy(),
+                                   results[1][0], rtol=1e-5, atol=1e-5)
+
+
+def test_linear_input_gelu_and_input_affine_together_are_refused():
+    with pytest.raises(ValueError, match="input_affine or input_gelu"):
+        Linear(4, 4)(paddle.randn([2, 4]), input_affine=(None, None), input_gelu=True)
+
+
 def _layer_norm_input_grad(x, weight, upstream, eps=1e-5):
     """NumPy: d/dx of sum(upstream * LayerNorm(x)) over the last axis."""
     mean = x.mean(-1, keepdims=True)
@@ -254,7 +282,7 @@ _ADDMM_SCRIPT = textwrap.dedent("""
 @pytest.mark.xfail(strict=False, reason=(
     "Paddle 3.3: addmm backward crashes (SIGSEGV) when the bias needs no gradient; when "
     "this passes, Linear.forward in miziha/workarounds.py (entry 2) may use addmm with "
-    "gradients on too; the bias row itself goes (F.linear only) once nn.Linear's CPU bias "
+    "gradients on too; its own backward goes (F.linear only) once nn.Linear's CPU bias "
     "gradient is also no slower than a GEMV (a timing, not tested here)"))
 def test_paddle_still_crashes_in_addmm_backward_without_bias_gradient():
     """Plain paddle.addmm, in a subprocess: backward with a bias needing no gradient."""
