@@ -41,15 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--data-dir", help="folder with images/ and masks/ (default: generated shapes)")
     add("--size", type=int, default=48, help="square side images are resized or generated at "
                                              "(default: %(default)s)")
-    add("--samples", type=int, default=200, help="generated samples, 80/20 train/test "
-                                                 "(default: %(default)s)")
+    add("--samples", type=int, default=2000, help="generated samples, 80/20 train/test "
+                                                  "(default: %(default)s)")
     add("--num-classes", type=int, help="classes in --data-dir masks (default: max + 1)")
     add("--widths", type=int, nargs="+", default=[16, 32, 64, 128],
         help="channels per UNet level, for both models (default: %(default)s)")
     add("--window-size", type=int, default=7, help="SwinT window (default: %(default)s)")
     add("--limit-train", type=int, help="use only this many training images")
     add("--limit-test", type=int, help="use only this many test images")
-    add_training_options(parser, epochs=16, batch_size=8, lr=0.05,
+    add_training_options(parser, epochs=3, batch_size=8, lr=0.05,
                          output="runs/swin_unet_segmentation")
     add_recipe_option(parser, SEGMENTATION_RECIPES, default=DEFAULT_RECIPE)
     return parser

@@ -213,8 +213,8 @@ class CycleMLPT(TokenMixer):
         return [cycle_tables(height, width, self.in_channels, like=like)] * self.depth
 
     def sample_bytes(self, layout: List[CycleGeometry], element_size: int) -> int:
-        """The MLP hidden layer twice (``fc1``'s output and its GELU, both kept for the
-        backward), or the token mixer's ``[H*W, 3C + 1]`` matmul input."""
+        """The MLP hidden layer twice (``fc1``'s output and its GELU, both alive in the
+        forward), or the token mixer's ``[H*W, 3C + 1]`` matmul input."""
         geometry = layout[0]
         return geometry.height * geometry.width \
             * max(2 * self.mlp_hidden, 3 * self.in_channels + 1) * element_size

@@ -9,7 +9,7 @@ import paddle
 import paddle.nn as nn
 from paddle.autograd import PyLayer
 
-from . import checks
+from . import checks, workarounds
 from .workarounds import Affine, LayerNorm, Linear, conv_channels_last
 
 __all__ = ["TRUNC_NORMAL", "linear", "layer_norm", "Mlp", "DropPath", "ScaleSamples",
@@ -71,7 +71,7 @@ class DropPath(nn.Layer):
         keep = 1.0 - self.p
         shape = [x.shape[0]] + [1] * (x.ndim - 1)
         scale = (paddle.rand(shape, dtype=x.dtype) < keep).astype(x.dtype) / keep
-        if paddle.in_dynamic_mode():
+        if paddle.in_dynamic_mode() and workarounds.OWN_BACKWARD:
             return ScaleSamples.apply(x, scale)
         return x * scale
 

@@ -24,7 +24,10 @@ can go.
    backward returns for them ("should return None at ... position"). They also keep
    less for backward than autograd through the same ops would (``docs/performance.md``,
    Memory). When ``addmm`` is fixed and Paddle's bias gradient is a GEMV, ``F.linear``
-   can take over, at that memory cost.
+   can take over, at that memory cost. PyLayers bring a Paddle 3.3 crash of their own: a
+   second backward through any of them (``backward(retain_graph=True)``, then again)
+   ends in SIGSEGV; :data:`OWN_BACKWARD` = False turns the own backwards (these,
+   :class:`NormalizeFunction`'s and ``DropPath``'s) off for such graphs.
 3. :func:`pad_bottom_right` concatenates zeros and crops instead of calling ``F.pad``:
    Paddle 3.3's oneDNN pad in ``paddle.inference`` ignores ``data_format="NHWC"`` and pads
    the last two axes (W and C) as if the input were NCHW (``[2, 5, 7, 4]`` padded by one
@@ -68,7 +71,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.autograd import PyLayer
 
-from .cpu import eager_on_cpu
+from .cpu import eager_on_cpu, place_key
 
 __all__ = ["Linear", "linear_forward", "LinearInputFunction", "LinearParamsFunction",
            "LayerNorm", "NormalizeFunction", "pad_bottom_right", "conv_channels_last"]
@@ -78,6 +81,13 @@ Affine = Tuple[Optional[paddle.Tensor], Optional[paddle.Tensor]]
 #: 8-16 ms for ``[12544, 256]`` and ``[6272, 512]``, about 1 ms for ``[12544, 64]``,
 #: ``[6272, 128]`` and ``[1568, 256]``.
 SLOW_BIAS_GRAD_WIDTH = 256
+#: Whether :class:`Linear`, :class:`LayerNorm` (and ``miziha.layers``' ``DropPath``) compute
+#: their own backward on eager CPU (workaround 2), which keeps less for it. Process-wide, as
+#: Paddle's fact behind it: Paddle 3.3 crashes (SIGSEGV) on a second backward through any
+#: ``PyLayer`` (``loss.backward(retain_graph=True)`` then ``loss.backward()``). Set it to
+#: False before the forward of a graph that is run backward twice; those layers then take
+#: Paddle's own ops (``F.linear`` with its slower CPU bias gradient, ``F.layer_norm``).
+OWN_BACKWARD = True
 Size = Union[int, paddle.Tensor]
 
 
@@ -145,14 +155,15 @@ def linear_forward(x: paddle.Tensor, weight: paddle.Tensor, bias: Optional[paddl
             if shift is not None:
                 x = x + shift
             scale = shift = None
-    if eager_on_cpu(x) and paddle.is_grad_enabled() and x.dtype == weight.dtype and not (
-            wide_bias_row and bias is not None and weight.shape[-1] < SLOW_BIAS_GRAD_WIDTH):
+    if OWN_BACKWARD and eager_on_cpu(x) and paddle.is_grad_enabled() \
+            and x.dtype == weight.dtype and not (wide_bias_row and bias is not None
+                                                 and weight.shape[-1] < SLOW_BIAS_GRAD_WIDTH):
         return _own_backward_linear(x, weight, bias, scale, shift, input_gelu)
     if input_gelu:
         x = F.gelu(x)
     weight, bias = _folded(weight, bias, scale, shift)
     if bias is None or not eager_on_cpu(x) or x.dtype != weight.dtype \
-            or (wide_bias_row and weight.shape[-1] < SLOW_BIAS_GRAD_WIDTH):
+            or paddle.is_grad_enabled():
         return F.linear(x, weight, bias)
     shape = x.shape
     out = paddle.addmm(bias, x.reshape([-1, shape[-1]]), weight)  # no gradients here
@@ -184,20 +195,36 @@ class _Hidden:
         self.tensor = tensor
 
 
-#: dtype -> a flat zero tensor, grown to the largest ``[tokens, out]`` output so far and kept
-#: (12 MiB for a SwinResNet50 step at 224, batch 8, in sub-batches); only ever read.
+#: (dtype, device) -> a flat zero tensor, grown to the largest ``[tokens, out]`` Linear
+#: output trained so far and kept for the process: 12 MiB for a SwinResNet50 step at 224,
+#: batch 8, in CPU sub-batches; without them (``miziha.cpu.BATCH_CHUNK_BYTES = None``) as
+#: large as the widest Linear output of a whole batch. Only ever read.
 _ZEROS: dict = {}
 
 
-def _zeros_view(shape, dtype) -> paddle.Tensor:
-    """Zeros of ``shape``: a view of a cached buffer, so neither allocated nor filled."""
+def _zeros_view(shape, like: paddle.Tensor) -> paddle.Tensor:
+    """Zeros of ``shape`` with ``like``'s dtype and device: a view of a cached buffer, so
+    neither allocated nor filled."""
     numel = 1
     for n in shape:
         numel *= n
-    buffer = _ZEROS.get(dtype)
+    key = (like.dtype, place_key(like.place))
+    buffer = _ZEROS.get(key)
     if buffer is None or buffer.shape[0] < numel:
-        buffer = _ZEROS[dtype] = paddle.zeros([numel], dtype)
+        buffer = _ZEROS[key] = paddle.zeros([numel], like.dtype, device=like.place)
     return buffer[:numel].reshape(shape)
+
+
+def _no_second_order(name: str) -> None:
+    """Refuse a backward run with ``create_graph=True`` through ``name``, whose backward
+    uses what it kept in a way autograd cannot differentiate."""
+    if paddle.is_grad_enabled():
+        raise NotImplementedError(
+            f"second-order gradients (paddle.grad(..., create_graph=True) differentiated "
+            f"again) through {name} on eager CPU: its own backward keeps less than its "
+            f"derivative needs (miziha/workarounds.py, entry 2); set "
+            f"miziha.workarounds.OWN_BACKWARD = False before the forward for Paddle's "
+            f"own ops")
 
 
 def _own_backward_linear(x, weight, bias, scale, shift, gelu):
@@ -243,6 +270,7 @@ class LinearInputFunction(PyLayer):
         effective = weight if scale is None else scale.reshape([-1, 1]) * weight
         grad_x = paddle.matmul(grad, effective, transpose_y=True)
         if ctx.gelu:
+            _no_second_order("an MLP's fc2 with GELU recomputed")
             grad_x = paddle._C_ops.gelu_grad(x, grad_x, False)
         return grad_x
 
@@ -258,7 +286,7 @@ class LinearParamsFunction(PyLayer):
         x = x.tensor
         ctx.save_for_backward(x)
         ctx.bias_row, ctx.gelu = bias_row, gelu
-        return _zeros_view([x.shape[0], params.shape[1]], params.dtype)
+        return _zeros_view([x.shape[0], params.shape[1]], params)
 
     @staticmethod
     def backward(ctx, grad):
@@ -266,7 +294,8 @@ class LinearParamsFunction(PyLayer):
         inputs = F.gelu(x) if ctx.gelu else x
         grad_params = paddle.matmul(inputs, grad, transpose_x=True)  # [in, out]
         if ctx.bias_row:
-            grad_bias = paddle.matmul(paddle.ones([1, grad.shape[0]], grad.dtype), grad)
+            ones = paddle.ones_like(grad[:, :1]).reshape([1, -1])  # [1, tokens]
+            grad_bias = paddle.matmul(ones, grad)
             grad_params = paddle.concat([grad_params, grad_bias], axis=0)
         return grad_params
 
@@ -292,6 +321,7 @@ class NormalizeFunction(PyLayer):
 
     @staticmethod
     def backward(ctx, grad):
+        _no_second_order("LayerNorm")
         out, variance = ctx.saved_tensor()
         begin_axis, epsilon = ctx.attributes
         unit = paddle.full_like(variance, 1.0 - epsilon)  # 1 / sqrt(unit + eps) == 1
@@ -320,7 +350,7 @@ class LayerNorm(nn.LayerNorm):
         eager_training = paddle.is_grad_enabled() and eager_on_cpu(x)
         if affine and (self.weight is None or self.bias is None or not eager_training):
             return super().forward(x)
-        if eager_training:
+        if eager_training and OWN_BACKWARD:
             normalized = NormalizeFunction.apply(x, x.ndim - len(self._normalized_shape),
                                                  self._epsilon)
         else:

@@ -80,7 +80,7 @@ def parse_with_recipe(parser: argparse.ArgumentParser, argv: Optional[List[str]]
     parser.set_defaults(recipe=recipe)
     args = parser.parse_args(argv)
     if args.warmup_epochs is None:
-        args.warmup_epochs = args.warmup_share * args.epochs
+        args.warmup_epochs = round(args.warmup_share * args.epochs, 6)  # 0.1 * 3: 0.3
     for internal in ("recipe_table", "recipe_default", "warmup_share"):
         delattr(args, internal)
     return args

@@ -38,9 +38,9 @@ RECIPES: Dict[str, dict] = {
 #: Segmentation protocols (``examples/swin_unet_segmentation.py --recipe``):
 #: ``reference``, the example's SGD protocol; ``transformer``, after Swin-Unet (Cao et al.,
 #: 2021: 0.4 CE + 0.6 Dice) and the segmentation codes' poly decay (power 0.9): AdamW,
-#: warm-up over a tenth of the epochs. No augmentation: in the example's 16 epochs on the
-#: generated shapes, flip and random resized crop (``--augment``) lowered both UNet's and
-#: SwinUNet's mIoU (docs/comparison.md).
+#: warm-up over a tenth of the epochs. No augmentation: in 16 epochs on 160 generated
+#: shapes, flip and random resized crop (``--augment``) lowered both UNet's and SwinUNet's
+#: mIoU (docs/comparison.md).
 SEGMENTATION_RECIPES: Dict[str, dict] = {
     "reference": dict(optimizer="momentum", lr=0.05, momentum=0.9, weight_decay=1e-4,
                       schedule="constant", warmup_share=0.0, label_smoothing=0.0,
