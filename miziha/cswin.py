@@ -19,8 +19,9 @@ from .groups import TokenGroups, group_tables
 from .layers import ConvMerge, DropPath, Mlp, layer_norm, linear
 from .mixer import IntPair, TokenMixer
 from .shapes import Size
+from .workarounds import line_conv, linear_forward
 
-__all__ = ["CSWinT", "CSWinBlock", "LePEAttention"]
+__all__ = ["CSWinT", "CSWinBlock", "LePEAttention", "group_heads", "ungroup"]
 
 #: Per block, the groups of each branch: (vertical stripes, horizontal stripes), or
 #: (whole map,) for a last-stage block.
@@ -57,25 +58,74 @@ class LePEAttention(nn.Layer):
 
         Returns: ``[B, H*W, c]``.
         """
-        rows, cols = groups.extent
         n, c = groups.group_tokens, self.dim
-        # Channels-first within a group (attention.split_heads): V is then an NCHW image of
-        # the group (its tokens are row-major over its extent).
-        q, k, v = split_heads(paddle.index_select(qkv, groups.gather, axis=1), n,
-                              self.num_heads)  # [B*nG, heads, d, N]
+        # Channels-first within a group: V is then an NCHW image of the group (its tokens
+        # are row-major over its extent).
+        q, k, v = group_heads(qkv, groups, self.num_heads)  # [B*nG, heads, d, N]
         if groups.valid is not None:  # LePE sees zeros where a stripe is padded
             v = (v.reshape([-1, groups.num_groups, c, n])
                  * groups.valid.astype(v.dtype).reshape([groups.num_groups, 1, n])
                  ).reshape([-1, self.num_heads, c // self.num_heads, n])
-        lepe = self.get_v(v.reshape([-1, c, rows, cols]))  # [B*nG, c, rows, cols]
+        lepe = self.lepe(v.reshape([-1, c, n]), groups.extent)  # [B*nG, c, N]
         out = group_attention(q, k, v, groups, self.scale, self.attn_drop, self.attention)
-        out = merge_heads(out.reshape([-1, c, n]) + lepe.reshape([-1, c, n]), n)
-        return paddle.index_select(out.reshape([-1, groups.num_groups * n, c]),
-                                   groups.scatter, axis=1)  # [B, H*W, c]
+        return ungroup(out.reshape([-1, c, n]) + lepe, groups)  # [B, H*W, c]
+
+    def lepe(self, v: paddle.Tensor, extent: Tuple[Size, Size]) -> paddle.Tensor:
+        """``get_v`` on each group's image: ``v [B*nG, c, N]`` (a group's tokens row-major
+        over its ``extent``) -> ``[B*nG, c, N]``.
+
+        A group one row high or one column wide (``split_size=1`` stripes) is a line: its
+        zero padding leaves only the kernel's middle row or column, which
+        :func:`~miziha.workarounds.line_conv` applies along the line (in eager mode, where
+        the extent is known): Paddle's CPU depthwise conv is slow on such images
+        (workaround 11; ``[224, 32, 56, 1]``, a stripe branch of ``CSWinT(64, 64,
+        split_size=1)`` at batch 4 on 56x56, took about 80 ms forward and backward, the
+        1-D conv 7 ms).
+        """
+        rows, cols = extent
+        if isinstance(rows, int) and isinstance(cols, int) and 1 in (rows, cols):
+            weight = self.get_v.weight  # [c, 1, 3, 3]
+            taps = weight[:, 0, 1, :] if rows == 1 else weight[:, 0, :, 1]
+            return line_conv(v, taps, self.get_v.bias)
+        return self.get_v(v.reshape([-1, self.dim, rows, cols])).reshape(
+            [-1, self.dim, rows * cols])
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, num_heads={self.num_heads}, scale={self.scale:.4g}, "
                 f"attention={self.attention!r}")
+
+
+def group_heads(qkv: paddle.Tensor, groups: TokenGroups, heads: int
+                ) -> Tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor]:
+    """:func:`~miziha.attention.split_heads` of the tokens gathered into ``groups``:
+    ``[B, H*W, 3c]`` -> ``q, k, v``, each ``[B*nG, heads, c/heads, N]``.
+
+    By the groups' :attr:`~miziha.groups.TokenGroups.order`: the map's own order needs no
+    gather; for the map's columns (``split_size=1``), ``[B, H, W*3c] -> [B, W*3c, H]`` is
+    the gather and split_heads' transpose in one batched 2-D transpose.
+    """
+    if groups.order != "transposed":
+        grouped = qkv if groups.order == "same" else \
+            paddle.index_select(qkv, groups.gather, axis=1)
+        return split_heads(grouped, groups.group_tokens, heads)
+    n, channels = groups.group_tokens, qkv.shape[-1] // 3
+    columns = qkv.reshape([0, n, -1]).transpose([0, 2, 1])  # [B, W*3c, H]
+    # As split_heads: split the 4-D view, then the heads.
+    return tuple(t.reshape([-1, heads, channels // heads, n]) for t in paddle.split(
+        columns.reshape([-1, 3, channels, n]), 3, axis=1))
+
+
+def ungroup(out: paddle.Tensor, groups: TokenGroups) -> paddle.Tensor:
+    """Channels-first group outputs ``[B*nG, c, N]`` back to the map's tokens ``[B, H*W,
+    c]`` (:func:`~miziha.attention.merge_heads` and the scatter; for the map's columns one
+    batched 2-D transpose, ``[B, W*c, H] -> [B, H, W*c]``)."""
+    n, c = groups.group_tokens, out.shape[1]
+    if groups.order == "transposed":
+        return out.reshape([-1, groups.num_groups * c, n]).transpose([0, 2, 1]) \
+            .reshape([0, -1, c])
+    tokens = merge_heads(out, n).reshape([-1, groups.num_groups * n, c])
+    return tokens if groups.order == "same" else \
+        paddle.index_select(tokens, groups.scatter, axis=1)
 
 
 class CSWinBlock(nn.Layer):
@@ -84,9 +134,9 @@ class CSWinBlock(nn.Layer):
     ``x + DropPath(proj(attention(LN(x))))`` then ``x + DropPath(Mlp(LN(x)))``. One shared
     ``qkv`` Linear; with two branches, the first half of the channels and heads
     (``attns.0``) attends within vertical stripes, the second half (``attns.1``) within
-    horizontal stripes, and their outputs are concatenated in that order. A last-stage
-    block has one branch (``attns.0``) with all channels and heads. The groups come from
-    the owning :class:`CSWinT`.
+    horizontal stripes (each with its columns of ``qkv``: :meth:`branch_qkv`), and their
+    outputs are concatenated in that order. A last-stage block has one branch (``attns.0``)
+    with all channels and heads. The groups come from the owning :class:`CSWinT`.
 
     Args:
         dim: channels ``C``.
@@ -125,18 +175,32 @@ class CSWinBlock(nn.Layer):
 
         Returns: ``[B, H*W, C]``.
         """
-        qkv = self.qkv(self.norm1(x, affine=False), self.norm1.affine_terms)  # [B, H*W, 3C]
+        normed = self.norm1(x, affine=False)
         if len(self.attns) == 1:
-            mixed = self.attns[0](qkv, groups[0])
+            mixed = self.attns[0](self.qkv(normed, self.norm1.affine_terms), groups[0])
         else:
-            # [B, H*W, (3, 2, C/2)] -> per branch [B, H*W, 3 * C/2] (its q, k, v halves)
-            half = self.dim // 2
-            parts = paddle.split(qkv.reshape([0, 0, 3, 2, half]), 2, axis=3)
-            mixed = paddle.concat([attn(part.reshape([0, 0, 3 * half]), g)
-                                   for attn, part, g in zip(self.attns, parts, groups)],
+            mixed = paddle.concat([attn(self.branch_qkv(normed, i), g)
+                                   for i, (attn, g) in enumerate(zip(self.attns, groups))],
                                   axis=-1)
         x = x + self.drop_path(self.proj(mixed))
         return x + self.drop_path(self.mlp(self.norm2(x, affine=False), self.norm2.affine_terms))
+
+    def branch_qkv(self, normed: paddle.Tensor, branch: int) -> paddle.Tensor:
+        """``qkv`` of branch ``branch`` (0 or 1) of two: ``[B, H*W, C]`` normalised tokens
+        (``norm1`` without its affine terms) -> ``[B, H*W, 3 * C/2]``, the branch's q, k, v
+        halves.
+
+        ``qkv.weight`` is ``[C, (3, 2, C/2)]``: one GEMM on each branch's columns, instead of
+        one on all of them and a split of the ``[B, H*W, 3C]`` output (a copy in forward,
+        another in backward).
+        """
+        half = self.dim // 2
+        weight = self.qkv.weight.reshape([self.dim, 3, 2, half])[:, :, branch]
+        bias = self.qkv.bias
+        if bias is not None:
+            bias = bias.reshape([3, 2, half])[:, branch].reshape([3 * half])
+        return linear_forward(normed, weight.reshape([self.dim, 3 * half]), bias,
+                              self.norm1.affine_terms)
 
 
 class CSWinT(TokenMixer):
@@ -253,10 +317,21 @@ class CSWinT(TokenMixer):
         return widest * element_size
 
     def mixing_macs(self, batch: int, height: int, width: int) -> int:
-        """``QK^T`` and ``AV`` of every branch of every block, padded stripes included."""
+        """``QK^T`` and ``AV`` of every branch of every block, padded stripes included; and
+        the layers whose weights are used without calling the layer, so that no hook sees
+        them, counted as their hooks would: ``qkv`` of two-branch blocks
+        (:meth:`CSWinBlock.branch_qkv`) and ``get_v`` on line groups
+        (:meth:`LePEAttention.lepe`; 9 MACs an element, as the 3x3 conv)."""
         channels = self.in_channels // (1 if self.last_stage else 2)
-        return sum(2 * batch * g.num_groups * g.group_tokens ** 2 * channels
-                   for groups in self.layout(height, width) for g in groups)
+        macs = 0
+        for groups in self.layout(height, width):
+            if len(groups) == 2:
+                macs += batch * height * width * self.in_channels * 3 * self.in_channels
+            for g in groups:
+                macs += 2 * batch * g.num_groups * g.group_tokens ** 2 * channels
+                if 1 in g.extent:
+                    macs += 9 * batch * g.num_groups * g.group_tokens * channels
+        return macs
 
     def _repr_options(self) -> List[str]:
         return [f"num_heads={self.num_heads}", f"split_size={self.split_size}"] + \

@@ -16,6 +16,10 @@ size argument and ``np = ceil(n / s) * s`` the axis padded at its end:
 A group of the map is one group of each axis; its ``N`` tokens are ordered row-major over
 its ``(rows, cols)`` extent, so the tokens of a stripe reshape to the stripe's image.
 Padded positions are gathered as token 0 and masked out as keys.
+
+Two groupings need no table (:attr:`TokenGroups.order`): whole rows (``"full"`` columns,
+rows ``"full"`` or unpadded ``"stripes"``) keep the map's order, and whole columns one wide
+(rows ``"full"``, columns ``("stripes", 1)``) are the map transposed.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from .geometry import size_cached
 from .shapes import Size
 from .windows import MASK_VALUE
 
-__all__ = ["AXIS_LAYOUTS", "TokenGroups", "token_groups", "group_tables"]
+__all__ = ["AXIS_LAYOUTS", "TokenGroups", "token_groups", "group_tables", "group_order"]
 
 AXIS_LAYOUTS = ("full", "stripes", "interlaced")
 
@@ -47,6 +51,10 @@ class TokenGroups:
         num_groups: ``nG``.
         group_tokens: ``N``.
         extent: ``(rows, cols)`` of a group, ``N = rows * cols``.
+        order: ``"same"`` where ``gather`` and ``scatter`` are the identity, ``"transposed"``
+            where the groups are the map's columns (``gather`` takes ``[H, W]`` to ``[W,
+            H]``), else None, also for a height that is not a Python int
+            (:func:`group_order`).
     """
 
     gather: paddle.Tensor
@@ -56,6 +64,7 @@ class TokenGroups:
     num_groups: Size
     group_tokens: Size
     extent: Tuple[Size, Size]
+    order: Optional[str]
 
 
 def _axis(n: paddle.Tensor, layout: str, size: int):
@@ -128,7 +137,23 @@ def token_groups(height: Size, width: Size, rows: Tuple[str, int],
             for n, (layout, size) in ((height, rows), (width, cols))):
         key_mask = valid = None
     return TokenGroups(gather, scatter, key_mask, valid, num_groups, tokens,
-                       (extent_h, extent_w))
+                       (extent_h, extent_w), group_order(height, rows, cols))
+
+
+def group_order(height: Size, rows: Tuple[str, int], cols: Tuple[str, int]) -> Optional[str]:
+    """:attr:`TokenGroups.order` of a grouping: ``"same"`` for whole rows (columns
+    ``"full"``; rows ``"full"``, or ``"stripes"`` whose size divides ``height``), the map's
+    own token order; ``"transposed"`` for columns one wide (rows ``"full"``, columns
+    ``("stripes", 1)``), the map's tokens column by column; None otherwise, and for a
+    ``height`` that is not a Python int."""
+    if not isinstance(height, int):
+        return None
+    if cols[0] == "full" and (rows[0] == "full"
+                              or (rows[0] == "stripes" and height % rows[1] == 0)):
+        return "same"
+    if rows[0] == "full" and cols == ("stripes", 1):
+        return "transposed"
+    return None
 
 
 #: Eager-cached / traced form of :func:`token_groups` (:func:`miziha.geometry.size_cached`).

@@ -59,6 +59,12 @@ can go.
     only the memory-efficient and math backends of ``scaled_dot_product_attention`` when
     the mask needs a gradient. GPU only, so no CPU check; it can go when Paddle's flash
     backward returns the mask gradient.
+11. :func:`line_conv` runs a depthwise 3x3 conv on images one row or column wide (CSWin's
+    LePE on ``split_size=1`` stripes, :meth:`miziha.cswin.LePEAttention.lepe`) as a
+    3-tap 1-D conv with its own backward (entry 2's pattern and its GEMV column sums):
+    Paddle 3.3's CPU depthwise conv is slow on such images (forward and backward of
+    ``[224, 32, 56, 1]`` about 80 ms, against 7 ms; a speed problem, measured, not checked
+    by a test). It can go when Paddle's depthwise conv on line images is as fast.
 
 The Linear and LayerNorm here keep the parameters and names of ``nn.Linear`` and
 ``nn.LayerNorm``, so state dicts are Paddle's usual ones.
@@ -74,7 +80,8 @@ from paddle.autograd import PyLayer
 from .cpu import eager_on_cpu, place_key
 
 __all__ = ["Linear", "linear_forward", "LinearInputFunction", "LinearParamsFunction",
-           "LayerNorm", "NormalizeFunction", "pad_bottom_right", "conv_channels_last"]
+           "LayerNorm", "NormalizeFunction", "line_conv", "LineConvInputFunction",
+           "LineConvParamsFunction", "pad_bottom_right", "conv_channels_last"]
 
 Affine = Tuple[Optional[paddle.Tensor], Optional[paddle.Tensor]]
 #: Output width from which Paddle's CPU bias gradient (a column sum) is slow (workaround 2):
@@ -330,6 +337,101 @@ class NormalizeFunction(PyLayer):
         rstd = paddle.rsqrt(variance + epsilon)
         return grad_x.multiply_(rstd.reshape(out.shape[:begin_axis]
                                              + [1] * (out.ndim - begin_axis)))
+
+
+def line_conv(v: paddle.Tensor, taps: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
+    """Depthwise 1-D convolution of width 3 with zero padding along the last axis:
+    ``out[..., l] = taps[:, 0] v[..., l-1] + taps[:, 1] v[..., l] + taps[:, 2] v[..., l+1]
+    + bias`` (cross-correlation, as ``F.conv2d``).
+
+    Args:
+        v: ``[M, c, L]``.
+        taps: ``[c, 3]``.
+        bias: ``[c]``.
+
+    Returns: ``[M, c, L]``. On eager CPU with gradients on (and
+    :data:`OWN_BACKWARD`) it computes its own backward, as :class:`Linear` does:
+    :class:`LineConvInputFunction` and
+    :class:`LineConvParamsFunction`; elsewhere :func:`line_conv_rows` under autograd.
+    """
+    shape = v.shape
+    kernel = line_kernel(taps, bias, shape[-1])
+    rows = v.reshape([shape[0], -1])
+    if not (OWN_BACKWARD and paddle.is_grad_enabled() and eager_on_cpu(v)):
+        return line_conv_rows(rows, kernel).reshape(shape)
+    out = LineConvInputFunction.apply(rows, _Hidden(kernel))
+    if not kernel.stop_gradient:
+        out.add_(LineConvParamsFunction.apply(kernel, _Hidden(rows)))
+    return out.reshape(shape)
+
+
+def line_kernel(taps: paddle.Tensor, bias: paddle.Tensor, length: int) -> paddle.Tensor:
+    """``taps [c, 3]`` and ``bias [c]`` spread over lines of ``length``: ``[4, c*length]``,
+    rows ``before``, ``centre``, ``after``, ``bias`` (the weight of each element's flat left
+    neighbour, of itself, of its right neighbour, and its bias); ``before`` is 0 where a line
+    starts and ``after`` where it ends, so the flat neighbours stand for zero padding."""
+    channels = taps.shape[0]
+    position = paddle.arange(length)
+    edges = paddle.stack([position > 0, position >= 0, position < length - 1])  # [3, L]
+    weights = taps.transpose([1, 0]).reshape([3, channels, 1]) \
+        * edges.astype(taps.dtype).reshape([3, 1, length])
+    bias_row = bias.reshape([1, channels, 1]).expand([1, channels, length])
+    return paddle.concat([weights, bias_row]).reshape([4, channels * length])
+
+
+def _flat_shift(x: paddle.Tensor, step: int) -> paddle.Tensor:
+    """``x [M, n]`` moved by ``step`` (1 or -1) over its flat elements, a zero moved in:
+    ``out[i] = x[i - step]`` (a concat: faster than ``paddle.roll`` on CPU)."""
+    flat = x.flatten()
+    zero = paddle.zeros_like(flat[:1])
+    moved = [zero, flat[:-1]] if step == 1 else [flat[1:], zero]
+    return paddle.concat(moved).reshape(x.shape)
+
+
+def line_conv_rows(rows: paddle.Tensor, kernel: paddle.Tensor) -> paddle.Tensor:
+    """:func:`line_conv` on ``rows [M, c*L]`` with ``kernel [4, c*L]`` (:func:`line_kernel`):
+    ``rows * centre + bias`` plus each flat neighbour times its weight."""
+    before, centre, after, bias = paddle.unbind(kernel)
+    return rows * centre + bias + _flat_shift(rows, 1) * before \
+        + _flat_shift(rows, -1) * after
+
+
+class LineConvInputFunction(PyLayer):
+    """:func:`line_conv_rows` and the gradient of its ``rows`` only (single-input, as
+    :class:`LinearInputFunction`, so that ``paddle.grad`` for the input
+    alone works); keeps only the kernel for backward."""
+
+    @staticmethod
+    def forward(ctx, rows, kernel):
+        kernel = kernel.tensor
+        ctx.save_for_backward(kernel)
+        return line_conv_rows(rows, kernel)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (kernel,) = ctx.saved_tensor()
+        before, centre, after, _ = paddle.unbind(kernel)
+        return grad * centre + _flat_shift(grad * before, -1) + _flat_shift(grad * after, 1)
+
+
+class LineConvParamsFunction(PyLayer):
+    """The gradient of :func:`line_conv_rows`' ``kernel``: column sums as GEMVs (Paddle's
+    CPU column sum is slow: entry 2). Its forward returns zeros of the output's shape,
+    added to the output so that backward reaches it, as :class:`LinearParamsFunction`; it
+    keeps ``rows``."""
+
+    @staticmethod
+    def forward(ctx, kernel, rows):
+        rows = rows.tensor
+        ctx.save_for_backward(rows)
+        return _zeros_view(rows.shape, kernel)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (rows,) = ctx.saved_tensor()
+        ones = paddle.ones_like(rows[:, :1]).reshape([1, -1])  # [1, M]
+        return paddle.concat([paddle.matmul(ones, t) for t in (
+            _flat_shift(rows, 1) * grad, rows * grad, _flat_shift(rows, -1) * grad, grad)])
 
 
 class LayerNorm(nn.LayerNorm):

@@ -1,14 +1,17 @@
 """CSWinT: equivalence with the NumPy float64 reference of the official CSWin block and
-Merge_Block, official parameter names, gradients, argument errors, last-stage export and MAC
-counting (the contract tests of every mixer are in test_mixers.py)."""
+Merge_Block, official parameter names, gradients, the fast paths of 1-wide stripes against
+the general path, argument errors, last-stage export and MAC counting (the contract tests of
+every mixer are in test_mixers.py)."""
 
 import numpy as np
 import paddle
 import pytest
 
 import miziha
-from conftest import randomize, state_arrays
-from miziha.cswin import CSWinT
+from conftest import outputs_and_gradients, randomize, state_arrays
+from miziha import workarounds
+from miziha.cswin import CSWinT, LePEAttention
+from miziha.geometry import clear_cache
 from miziha.export import Predictor, save_for_inference
 from reference import linear as reference_linear
 from reference_cswin import cswin_block, cswin_macs, cswin_merge
@@ -49,6 +52,8 @@ EQUIVALENCE_CASES = {
     "depth 3, qk_scale, no qkv bias, mlp ratio 2": (dict(
         in_channels=16, out_channels=16, num_heads=2, split_size=2, depth=3, qk_scale=0.3,
         qkv_bias=False, mlp_ratio=2.0), (5, 4)),
+    "split_size 1 (lines), odd sizes": (dict(in_channels=16, out_channels=16, num_heads=2,
+                                             split_size=1), (13, 9)),
 }
 
 
@@ -158,6 +163,95 @@ def test_eval_ignores_dropout_and_droppath():
     clean.eval()
     x = paddle.randn([2, 16, 6, 7])
     np.testing.assert_array_equal(noisy(x).numpy(), clean(x).numpy())
+
+
+@pytest.fixture
+def general_path(monkeypatch):
+    """Calling it makes CSWinT take its general path: index tables for every grouping (no
+    ``order``) and ``get_v`` on every group's image (no
+    :func:`~miziha.workarounds.line_conv`)."""
+    def enable():
+        monkeypatch.setattr(miziha.groups, "group_order", lambda *args: None)
+        monkeypatch.setattr(LePEAttention, "lepe", lambda self, v, extent: self.get_v(
+            v.reshape([-1, self.dim, *extent])).reshape(v.shape))
+        clear_cache()
+    yield enable
+    clear_cache()  # drop the tables built without their order
+
+
+@pytest.mark.parametrize("kwargs, size", [
+    (dict(split_size=1), (13, 9)), (dict(split_size=1), (8, 8)),
+    (dict(split_size=1), (1, 7)), (dict(split_size=1), (6, 1)),
+    (dict(split_size=2), (8, 6)), (dict(last_stage=True), (5, 6))])
+def test_fast_paths_match_the_general_path(general_path, kwargs, size):
+    """Line LePE, the map's order (no gather) and its columns (a transpose) against the
+    tables and the conv: outputs and every gradient."""
+    layer = randomize(CSWinT(16, 24, num_heads=2, **kwargs))
+    x = np.random.default_rng(1).standard_normal((2, 16, *size)).astype("float32")
+    out, x_grad, grads = outputs_and_gradients(layer, x)
+    orders = [g.order for g in layer.layout(*size)[0]]
+    assert orders == {1: ["transposed", "same"], 2: [None, "same"]}.get(
+        kwargs.get("split_size"), ["same"])
+    general_path()
+    assert [g.order for g in layer.layout(*size)[0]] == [None] * len(orders)
+    out_general, x_grad_general, grads_general = outputs_and_gradients(layer, x)
+    _assert_close(out, out_general, "out")
+    _assert_close(x_grad, x_grad_general, "x")
+    for name, grad in grads_general.items():
+        _assert_close(grads[name], grad, name)
+
+
+def _assert_close(got, expected, name):
+    """Equal within 1e-5 of the array's scale: gradients here reach about 100, where float32
+    sums in another order differ by a few 1e-6."""
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * scale, err_msg=name)
+
+
+def _lepe_and_grads(attn, v, extent, line):
+    v = paddle.to_tensor(v, stop_gradient=False)
+    out = attn.lepe(v, extent) if line else attn.get_v(
+        v.reshape([-1, attn.dim, *extent])).reshape(v.shape)
+    ramp = paddle.linspace(-1.0, 1.0, out.size).reshape(out.shape)
+    (out * ramp).sum().backward()
+    grads = [v.grad.numpy()] + [p.grad.numpy() for p in (attn.get_v.weight, attn.get_v.bias)]
+    attn.clear_gradients()
+    return [out.numpy()] + grads
+
+
+@pytest.mark.parametrize("own_backward", [True, False])
+@pytest.mark.parametrize("extent", [(1, 7), (7, 1), (1, 1)])
+def test_line_lepe_matches_get_v(monkeypatch, extent, own_backward):
+    """The middle row (or column) of the 3x3 kernel along a line equals the conv on the
+    line's image; the other kernel rows get zero gradients."""
+    monkeypatch.setattr(workarounds, "OWN_BACKWARD", own_backward)
+    attn = randomize(LePEAttention(8, 2, 0.5))
+    v = np.random.default_rng(2).standard_normal((6, 8, extent[0] * extent[1]))
+    line = _lepe_and_grads(attn, v.astype("float32"), extent, True)
+    conv = _lepe_and_grads(attn, v.astype("float32"), extent, False)
+    for name, got, expected in zip(["out", "v", "weight", "bias"], line, conv):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=name)
+    unused = np.ones((3, 3), bool)
+    unused[1, :] = unused[1, :] & (extent[0] != 1)
+    unused[:, 1] = unused[:, 1] & (extent[1] != 1)
+    assert not line[2][:, :, unused].any()
+
+
+def test_line_lepe_input_gradient_alone_frozen_kernel_and_no_grad():
+    attn = randomize(LePEAttention(8, 2, 0.5))
+    v = paddle.randn([6, 8, 7])
+    v.stop_gradient = False
+    conv = attn.get_v(v.reshape([-1, 8, 1, 7])).reshape(v.shape)
+    (expected,) = paddle.grad((conv ** 2).sum(), v)
+    (grad,) = paddle.grad((attn.lepe(v, (1, 7)) ** 2).sum(), v)
+    np.testing.assert_allclose(grad.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    for param in attn.get_v.parameters():
+        param.stop_gradient = True
+    (attn.lepe(v, (1, 7)) ** 2).sum().backward()
+    np.testing.assert_allclose(v.grad.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    with paddle.no_grad():
+        np.testing.assert_allclose(attn.lepe(v, (1, 7)).numpy(), conv.numpy(), rtol=1e-5,
+                                   atol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs, message", [
