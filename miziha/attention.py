@@ -52,9 +52,9 @@ from .groups import TokenGroups
 from .shapes import Size, shape_of
 from .windows import WindowGeometry
 
-__all__ = ["WindowAttention", "split_heads", "split_channels_first", "merge_heads", "group_attention",
-           "attention_backend", "use_sdpa", "fused_attention", "softmax_float32",
-           "attention_repr", "HALF_DTYPES"]
+__all__ = ["WindowAttention", "split_heads", "split_channels_first", "merge_heads",
+           "group_attention", "attention_backend", "use_sdpa", "fused_attention",
+           "softmax_float32", "attention_repr", "HALF_DTYPES"]
 
 #: Dtypes for which ``attention="auto"`` takes Paddle's fused attention on a GPU.
 HALF_DTYPES = ("float16", "bfloat16")
