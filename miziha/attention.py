@@ -52,9 +52,9 @@ from .groups import TokenGroups
 from .shapes import Size, shape_of
 from .windows import WindowGeometry
 
-__all__ = ["WindowAttention", "split_heads", "split_channels_first", "merge_heads",
-           "group_attention", "attention_backend", "use_sdpa", "fused_attention",
-           "softmax_float32", "attention_repr", "HALF_DTYPES"]
+__all__ = ["WindowAttention", "split_heads", "merge_heads", "group_attention",
+           "attention_backend", "use_sdpa", "fused_attention", "softmax_float32",
+           "attention_repr", "HALF_DTYPES"]
 
 #: Dtypes for which ``attention="auto"`` takes Paddle's fused attention on a GPU.
 HALF_DTYPES = ("float16", "bfloat16")
@@ -256,15 +256,7 @@ def split_heads(qkv: paddle.Tensor, group_tokens: Size, heads: int
     on contiguous operands.
     """
     channels = qkv.shape[-1] // 3
-    return split_channels_first(
-        qkv.reshape([-1, group_tokens, 3 * channels]).transpose([0, 2, 1]), channels,
-        group_tokens, heads)
-
-
-def split_channels_first(qkv: paddle.Tensor, channels: Size, group_tokens: Size, heads: int
-                         ) -> Tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor]:
-    """Channels-first groups ``[B*nG, 3C, N]`` (or a view of them such as ``[B, nG*3C,
-    N]``), ``C = channels`` -> ``q, k, v``, each ``[B*nG, heads, C/heads, N]``."""
+    qkv = qkv.reshape([-1, group_tokens, 3 * channels]).transpose([0, 2, 1])
     # Split the 4-D view: a split of the 5-D [B*nG, 3, heads, d, N] view copies ~5x slower.
     return tuple(t.reshape([-1, heads, channels // heads, group_tokens]) for t in paddle.split(
         qkv.reshape([-1, 3, channels, group_tokens]), 3, axis=1))

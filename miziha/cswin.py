@@ -14,8 +14,7 @@ import paddle
 import paddle.nn as nn
 
 from . import checks
-from .attention import (attention_repr, group_attention, merge_heads, split_channels_first,
-                        split_heads)
+from .attention import attention_repr, group_attention, merge_heads, split_heads
 from .groups import TokenGroups, group_tables
 from .layers import ConvMerge, DropPath, Mlp, layer_norm, linear
 from .mixer import IntPair, TokenMixer
@@ -109,9 +108,11 @@ def group_heads(qkv: paddle.Tensor, groups: TokenGroups, heads: int
         grouped = qkv if groups.order == "same" else \
             paddle.index_select(qkv, groups.gather, axis=1)
         return split_heads(grouped, groups.group_tokens, heads)
-    n = groups.group_tokens
+    n, channels = groups.group_tokens, qkv.shape[-1] // 3
     columns = qkv.reshape([0, n, -1]).transpose([0, 2, 1])  # [B, W*3c, H]
-    return split_channels_first(columns, qkv.shape[-1] // 3, n, heads)
+    # As split_heads: split the 4-D view, then the heads.
+    return tuple(t.reshape([-1, heads, channels // heads, n]) for t in paddle.split(
+        columns.reshape([-1, 3, channels, n]), 3, axis=1))
 
 
 def ungroup(out: paddle.Tensor, groups: TokenGroups) -> paddle.Tensor:
