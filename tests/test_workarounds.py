@@ -417,3 +417,43 @@ def test_paddle_still_breaks_sot_on_is_cpu_place():
     static = paddle.jit.to_static(layer)
     x = paddle.randn([3, 4])
     np.testing.assert_allclose(static(x).numpy(), layer(x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_exact_gelu_and_its_gradient_match_the_formula(dtype):
+    """Entry 12's composed GELU and GELU gradient against x Phi(x) and Phi(x) + x phi(x)
+    in float64 NumPy, over the range where both tails matter."""
+    from math import erf
+    x_np = np.linspace(-12.0, 12.0, 2401)
+    upstream = np.random.default_rng(9).standard_normal(x_np.shape)
+    cdf = 0.5 * (1.0 + np.array([erf(v / np.sqrt(2.0)) for v in x_np]))
+    pdf = np.exp(-0.5 * x_np ** 2) / np.sqrt(2.0 * np.pi)
+    x = paddle.to_tensor(x_np.astype(dtype))
+    grad = paddle.to_tensor(upstream.astype(dtype))
+    tolerance = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(workarounds.exact_gelu(x).numpy(), x_np * cdf,
+                               rtol=tolerance, atol=tolerance)
+    got = workarounds.exact_gelu_grad(x, grad)
+    np.testing.assert_allclose(got.numpy(), upstream * (cdf + x_np * pdf),
+                               rtol=tolerance, atol=4 * tolerance)
+    assert got is grad  # written in place, as its callers rely on
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 8), (0, 3, 4, 8)])
+def test_layer_norm_over_several_axes_gradient_matches_the_formula(dtype, shape):
+    """The composed backward of entry 12 over two normalised axes, and on an empty batch."""
+    rng = np.random.default_rng(10)
+    x_np = rng.standard_normal(shape) * 3.0 + 1.0
+    upstream = rng.standard_normal(shape)
+    norm = LayerNorm([4, 8], epsilon=1e-5)
+    norm.to(dtype=dtype)
+    weight = rng.standard_normal((4, 8))
+    norm.weight.set_value(weight.reshape(-1).astype(dtype))
+    x = paddle.to_tensor(x_np.astype(dtype), stop_gradient=False)
+    (norm(x) * paddle.to_tensor(upstream.astype(dtype))).sum().backward()
+    flat = (-1, 32)
+    expected = _layer_norm_input_grad(x_np.reshape(flat), weight.reshape(-1),
+                                      upstream.reshape(flat)).reshape(shape)
+    tolerance = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=tolerance, atol=tolerance)
