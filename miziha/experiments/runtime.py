@@ -32,15 +32,17 @@ def process_memory_mb(field: str) -> Optional[float]:
     return None
 
 
-def reset_resident_peak() -> bool:
+def reset_resident_peak() -> Optional[float]:
     """Reset the process's peak resident size (``VmHWM``) to the current one (Linux's
-    ``/proc/self/clear_refs``); False where that is not possible."""
+    ``/proc/self/clear_refs``) and return it in MiB: the baseline of a later ``VmHWM``,
+    which never falls below it (``VmRSS`` read just after can differ by a few pages, as the
+    kernel folds per-thread counts in lazily). None where that is not possible."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        return True
     except OSError:
-        return False
+        return None
+    return process_memory_mb("VmHWM")
 
 
 @dataclass
@@ -71,8 +73,8 @@ class Runtime:
         peak resident size (as ``benchmarks/bench_networks.py`` measures a step)."""
         if self.on_gpu:
             paddle.device.cuda.reset_max_memory_allocated()
-        elif reset_resident_peak():
-            self.resident_start_mb = process_memory_mb("VmRSS")
+        else:
+            self.resident_start_mb = reset_resident_peak()
 
     def peak_memory_mb(self) -> Optional[float]:
         """Since the last reset: peak allocated device memory on a GPU; on CPU the peak
