@@ -108,7 +108,7 @@ def child_memory(name: str, size: int, batch: int) -> dict:
     """Run in a fresh process: resident memory before the first step and the peak over two."""
     paddle.seed(0)
     step = fixed_batch_step(build(name), batch, size)
-    before = reset_resident_peak()  # the peak resident size (VmHWM) starts from here
+    before = reset_resident_peak(required=True)  # VmHWM starts from here
     for _ in range(2):
         step()
     peak = process_memory_mb("VmHWM")

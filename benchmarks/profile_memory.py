@@ -248,7 +248,7 @@ def child_resident(name: str, size: int, batch: int) -> dict:
 
     for stage_name, layer in stages:
         layer.register_forward_post_hook(after_stage(stage_name))
-    before, allocated_before = reset_resident_peak(), _allocated_mb()
+    before, allocated_before = reset_resident_peak(required=True), _allocated_mb()
     _allocated_peak_mb(reset=True)
     for step[0] in range(2):
         loss = F.cross_entropy(model(x), y)

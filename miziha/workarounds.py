@@ -65,16 +65,17 @@ can go.
     Paddle 3.3's CPU depthwise conv is slow on such images (forward and backward of
     ``[224, 32, 56, 1]`` about 80 ms, against 7 ms; a speed problem, measured, not checked
     by a test). It can go when Paddle's depthwise conv on line images is as fast.
-12. :func:`exact_gelu`, :func:`exact_gelu_grad` and :class:`NormalizeFunction`'s backward compose
-    exact GELU, its derivative and LayerNorm's input gradient from in-place elementwise
-    ops and GEMVs instead of Paddle 3.3's CPU ``gelu``, ``gelu_grad`` and
+12. :func:`exact_gelu`, :func:`exact_gelu_grad` and :class:`NormalizeFunction`'s backward
+    compose exact GELU, its derivative and LayerNorm's input gradient from in-place
+    elementwise ops and GEMVs instead of Paddle 3.3's CPU ``gelu``, ``gelu_grad`` and
     ``layer_norm_grad`` kernels, which are slow: on ``[12544, 64]`` float32, 1.7, 4.3 and
     8.2 ms against 0.7, 3.3 and 2.0 ms; and ``gelu_grad`` allocates three temporaries the
     size of its input besides its output (4x the page faults of a multiply at ``[12544,
-    256]``, where a fresh 12.8 MB buffer costs about 7 ms in faults here). Used inside the
-    own backwards of entry 2 only (float32 and float64; other dtypes keep Paddle's
-    kernels); a speed problem, measured, not checked by a test. It can go when those
-    kernels are as fast.
+    256]``, where a fresh 12.8 MB buffer costs about 7 ms in faults here). Used by the own
+    forwards and backwards of entry 2 (an MLP's ``fc2`` with ``input_gelu``, LayerNorm),
+    which run on eager CPU, where Paddle 3.3 computes these ops in float32 and float64
+    only; a speed problem, measured, not checked by a test. It can go when those kernels
+    are as fast.
 
 The Linear and LayerNorm here keep the parameters and names of ``nn.Linear`` and
 ``nn.LayerNorm``, so state dicts are Paddle's usual ones.
@@ -241,14 +242,11 @@ def _column_sums(t: paddle.Tensor) -> paddle.Tensor:
 
 
 _SQRT_HALF, _INV_SQRT_2PI = math.sqrt(0.5), 1.0 / math.sqrt(2.0 * math.pi)
-_COMPOSED_DTYPES = (paddle.float32, paddle.float64)
 
 
 def exact_gelu(x: paddle.Tensor) -> paddle.Tensor:
     """``x * Phi(x)``, ``Phi(x) = (1 + erf(x / sqrt 2)) / 2``: exact GELU, without autograd
     (entry 12). Any shape."""
-    if x.dtype not in _COMPOSED_DTYPES:
-        return F.gelu(x)
     cdf = paddle.scale(x, _SQRT_HALF)
     paddle.erf_(cdf)
     return cdf.scale_(0.5, 0.5).multiply_(x)
@@ -258,8 +256,6 @@ def exact_gelu_grad(x: paddle.Tensor, grad: paddle.Tensor) -> paddle.Tensor:
     """``grad * (Phi(x) + x phi(x))``, the gradient through exact GELU at ``x``, written into
     ``grad`` (which must be the caller's own tensor), without autograd (entry 12). ``x`` and
     ``grad`` of one shape."""
-    if x.dtype not in _COMPOSED_DTYPES:
-        return paddle._C_ops.gelu_grad(x, grad, False)
     slope = paddle.square(x)
     slope.scale_(-0.5).exp_().multiply_(x)  # x exp(-x^2 / 2)
     cdf = paddle.scale(x, _SQRT_HALF)
@@ -358,9 +354,7 @@ class NormalizeFunction(PyLayer):
     The layer after a LayerNorm (:class:`LinearInputFunction`, or the affine multiply) keeps
     the same output, so backward holds one tensor where ``F.layer_norm`` would add its input. The
     gradient is computed from that output ``y`` and the saved variance, ``(g - mean(g) - y
-    mean(g y)) / sqrt(var + eps)`` (entry 12; for dtypes other than float32 and float64,
-    Paddle's ``layer_norm_grad`` on ``y`` with mean 0 and unit scale, times ``1 / sqrt(var
-    + eps)``).
+    mean(g y)) / sqrt(var + eps)`` (entry 12).
     """
 
     @staticmethod
@@ -378,17 +372,11 @@ class NormalizeFunction(PyLayer):
         out, variance = ctx.saved_tensor()
         begin_axis, epsilon = ctx.attributes
         rstd = paddle.rsqrt(variance + epsilon).reshape([-1, 1])  # [rows, 1]
-        if out.dtype not in _COMPOSED_DTYPES:
-            unit = paddle.full_like(variance, 1.0 - epsilon)  # 1 / sqrt(unit + eps) == 1
-            grad_x = paddle._C_ops.layer_norm_grad(out, None, None, paddle.zeros_like(variance),
-                                                   unit, grad, epsilon, begin_axis)[0]
-            return grad_x.multiply_(rstd.reshape(out.shape[:begin_axis]
-                                                 + [1] * (out.ndim - begin_axis)))
         # dx = (g - mean(g) - y * mean(g * y)) / sqrt(var + eps), means over the normalised
         # axes as GEMVs (entry 12).
         width = math.prod(out.shape[begin_axis:])
         y, g = out.reshape([-1, width]), grad.reshape([-1, width])
-        mean = paddle.full([width, 1], 1.0 / width, y.dtype)
+        mean = paddle.full([width, 1], 1.0 / width, y.dtype, device=y.place)
         grad_x = g - paddle.matmul(g, mean)
         grad_x.subtract_(y * paddle.matmul(g * y, mean))
         return grad_x.multiply_(rstd).reshape(out.shape)
@@ -493,8 +481,9 @@ class LayerNorm(nn.LayerNorm):
     (workaround 1).
 
     On CPU in eager mode with gradients on, it normalises with :class:`NormalizeFunction`
-    (Paddle's kernels, no affine terms, the output kept for backward) and applies the affine
-    terms as elementwise ops; elsewhere it is ``nn.LayerNorm``.
+    (Paddle's forward kernel without affine terms, the output kept for backward, a composed
+    backward) and applies the affine terms as elementwise ops; elsewhere it is
+    ``nn.LayerNorm``.
 
     ``forward(x, affine=False)`` returns the normalised ``x`` only, for a following
     :class:`Linear` that takes :attr:`affine_terms` as its ``input_affine``: the same maths

@@ -23,7 +23,7 @@ from miziha.experiments import TrainConfig
 from miziha.experiments.compare import parse_model_spec
 from miziha.experiments.data import DataUnavailable, load_cifar10
 from miziha.experiments.metrics import ClassificationMetrics, SegmentationMetrics
-from miziha.experiments.runtime import Progress, Runtime
+from miziha.experiments.runtime import Progress, Runtime, reset_resident_peak
 from miziha.models import resnet50
 from miziha.experiments.segmentation import (SegmentationOptions, load_segmentation_folder,
                                              run_segmentation)
@@ -477,9 +477,11 @@ def test_options_that_do_not_fit_together(capsys):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
 def test_cpu_peak_memory_is_never_negative():
-    """The CPU figure is the peak resident size over the one at the reset, both read from
-    VmHWM, which does not fall between resets (VmRSS read after the reset could exceed it
-    by a few pages and make an idle model's figure slightly negative)."""
+    """A property check: the CPU figure is the peak resident size over the one at the
+    reset, both read from VmHWM, which does not fall between resets. (With VmRSS as the
+    baseline an idle model once got -0 MB in CI; that skew did not reproduce on demand.)"""
+    if reset_resident_peak() is None:
+        pytest.skip("no /proc/self/clear_refs to reset the peak resident size")
     runtime = Runtime(rank=0, world_size=1, device="cpu", amp=False)
     for _ in range(20):
         runtime.reset_peak_memory()

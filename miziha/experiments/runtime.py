@@ -32,17 +32,21 @@ def process_memory_mb(field: str) -> Optional[float]:
     return None
 
 
-def reset_resident_peak() -> Optional[float]:
+def reset_resident_peak(required: bool = False) -> Optional[float]:
     """Reset the process's peak resident size (``VmHWM``) to the current one (Linux's
     ``/proc/self/clear_refs``) and return it in MiB: the baseline of a later ``VmHWM``,
-    which never falls below it (``VmRSS`` read just after can differ by a few pages, as the
-    kernel folds per-thread counts in lazily). None where that is not possible."""
+    which never falls below it (``VmRSS``, a separate count, can differ from it by a few
+    pages). Where that is not possible: None, or with ``required`` a ``RuntimeError``."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
+        peak = process_memory_mb("VmHWM")
     except OSError:
-        return None
-    return process_memory_mb("VmHWM")
+        peak = None
+    if peak is None and required:
+        raise RuntimeError("measuring a peak resident size needs Linux's /proc/self/status "
+                           "and a writable /proc/self/clear_refs, which this system lacks")
+    return peak
 
 
 @dataclass
