@@ -93,8 +93,8 @@ from .cpu import eager_on_cpu, place_key
 
 __all__ = ["Linear", "linear_forward", "LinearInputFunction", "LinearParamsFunction",
            "LayerNorm", "NormalizeFunction", "exact_gelu", "exact_gelu_grad", "line_conv",
-           "LineConvInputFunction",
-           "LineConvParamsFunction", "pad_bottom_right", "conv_channels_last"]
+           "LineConvInputFunction", "LineConvParamsFunction", "pad_bottom_right",
+           "conv_channels_last"]
 
 Affine = Tuple[Optional[paddle.Tensor], Optional[paddle.Tensor]]
 #: Output width from which Paddle's CPU bias gradient (a column sum) is slow (workaround 2):
@@ -244,12 +244,16 @@ def _column_sums(t: paddle.Tensor) -> paddle.Tensor:
 _SQRT_HALF, _INV_SQRT_2PI = math.sqrt(0.5), 1.0 / math.sqrt(2.0 * math.pi)
 
 
-def exact_gelu(x: paddle.Tensor) -> paddle.Tensor:
-    """``x * Phi(x)``, ``Phi(x) = (1 + erf(x / sqrt 2)) / 2``: exact GELU, without autograd
-    (entry 12). Any shape."""
+def _normal_cdf(x: paddle.Tensor) -> paddle.Tensor:
+    """``Phi(x) = (1 + erf(x / sqrt 2)) / 2``, a new tensor of ``x``'s shape (entry 12)."""
     cdf = paddle.scale(x, _SQRT_HALF)
     paddle.erf_(cdf)
-    return cdf.scale_(0.5, 0.5).multiply_(x)
+    return cdf.scale_(0.5, 0.5)
+
+
+def exact_gelu(x: paddle.Tensor) -> paddle.Tensor:
+    """``x * Phi(x)``: exact GELU, without autograd (entry 12). Any shape."""
+    return _normal_cdf(x).multiply_(x)
 
 
 def exact_gelu_grad(x: paddle.Tensor, grad: paddle.Tensor) -> paddle.Tensor:
@@ -258,9 +262,7 @@ def exact_gelu_grad(x: paddle.Tensor, grad: paddle.Tensor) -> paddle.Tensor:
     ``grad`` of one shape."""
     slope = paddle.square(x)
     slope.scale_(-0.5).exp_().multiply_(x)  # x exp(-x^2 / 2)
-    cdf = paddle.scale(x, _SQRT_HALF)
-    paddle.erf_(cdf)
-    slope.scale_(_INV_SQRT_2PI).add_(cdf.scale_(0.5, 0.5))  # x phi(x) + Phi(x)
+    slope.scale_(_INV_SQRT_2PI).add_(_normal_cdf(x))  # x phi(x) + Phi(x)
     return grad.multiply_(slope)
 
 
