@@ -18,7 +18,7 @@ and their ratio are reported: forward under ``paddle.no_grad`` (inference), forw
 performance issue apply at C=64: forward <= 5.0x, forward+backward <= 6.0x.
 
 A second table times SwinT forward+backward with its eager-CPU sub-batching
-(:mod:`miziha.cpu`) on and off, interleaved, including the SwinResNet50 layer with the
+(:mod:`miziha.paddle_fixes.cpu`) on and off, interleaved, including the SwinResNet50 layer with the
 widest temporaries (``SwinT(128, 128, downsample=True)`` on 56x56 maps).
 A benchmark, not a test: it prints a table and writes JSON.
 Thread count is Paddle's default unless OMP_NUM_THREADS is set; the JSON records which.
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, markdown_table, median, metadata, write_json  # noqa: E402
 
 import miziha  # noqa: E402
-from miziha import cpu  # noqa: E402
+from miziha.paddle_fixes import cpu  # noqa: E402
 from miziha.mixers import stage_options  # noqa: E402
 
 #: (channels, map side, heads), at window 7: the first three Swin-T stage sizes at 224.
@@ -131,7 +131,7 @@ def bench_mixer(name: str, options: dict, channels: int, side: int, batch: int, 
 
 
 def with_chunk_bytes(step, chunk_bytes):
-    """``step`` run with :data:`miziha.cpu.BATCH_CHUNK_BYTES` set to ``chunk_bytes``."""
+    """``step`` run with :data:`miziha.paddle_fixes.cpu.BATCH_CHUNK_BYTES` set to ``chunk_bytes``."""
     def run():
         saved, cpu.BATCH_CHUNK_BYTES = cpu.BATCH_CHUNK_BYTES, chunk_bytes
         try:

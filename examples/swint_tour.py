@@ -17,7 +17,7 @@ import paddle.nn as nn
 
 import miziha
 from miziha.export import Predictor, save_for_inference
-from miziha.windows import window_tables
+from miziha.layers.windows import window_tables
 
 
 def show_api() -> None:

@@ -1,18 +1,18 @@
 """miziha: token mixers (Swin window attention and the designs around it) that replace
-``nn.Conv2D`` in any PaddlePaddle network."""
+``nn.Conv2D`` in any PaddlePaddle network, and the official networks built from them.
+
+Layout: :mod:`miziha.layers` (what designs share) <- :mod:`miziha.mixers` (one module per
+design) <- :mod:`miziha.models` (one module per network family) <- :mod:`miziha.weights`
+(checkpoints); :mod:`miziha.paddle_fixes` holds every Paddle workaround and the CPU policy.
+"""
 
 from . import models
 from .convert import ReplaceReport, replace_conv, swinify
-from .asmlp import ASMLPT
-from .cswin import CSWinT
-from .cyclemlp import CycleMLPT
 from .flops import FlopsReport, flops
-from .mixer import TokenMixer
-from .mixers import MIXERS
+from .mixers import MIXERS, ASMLPT, CSWinT, CycleMLPT, PaleT, SwinT, TokenMixer
 from .models import create_model, list_models
-from .pale import PaleT
-from .swint import SwinT
 
-__all__ = ["SwinT", "PaleT", "CSWinT", "CycleMLPT", "ASMLPT", "TokenMixer", "MIXERS", "replace_conv", "swinify", "ReplaceReport",
-           "flops", "FlopsReport", "models", "create_model", "list_models"]
+__all__ = ["SwinT", "PaleT", "CSWinT", "CycleMLPT", "ASMLPT", "TokenMixer", "MIXERS",
+           "replace_conv", "swinify", "ReplaceReport", "flops", "FlopsReport", "models",
+           "create_model", "list_models"]
 __version__ = "0.2.0"

@@ -13,7 +13,7 @@ __all__ = ["ATTENTION_MODES", "dtype_name", "heads", "branch_heads", "attention_
            "rates", "positive_float", "default_num_heads", "tensor"]
 
 #: Values of the ``attention`` argument of the attention mixers (see
-#: :func:`miziha.attention.attention_backend`).
+#: :func:`miziha.layers.attention.attention_backend`).
 ATTENTION_MODES = ("auto", "math", "sdpa")
 
 

@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import paddle.nn as nn
 
 from . import checks
-from .mixers import mixer_class
+from .mixers.registry import mixer_class
 
 __all__ = ["replace_conv", "swinify", "ReplaceReport", "replacement_problem"]
 

@@ -7,7 +7,7 @@ fails with numpy 2.4, so miziha counts its own with forward hooks:
 * ``Linear``: tokens * in * out (for SwinT's layers, tokens include window padding);
 * ``LayerNorm`` / ``BatchNorm*`` / ``GroupNorm``: one MAC per output element (as the official
   Swin ``flops()``);
-* inside a mixer (:class:`~miziha.mixer.TokenMixer`): what its :meth:`mixing_macs` reports,
+* inside a mixer (:class:`~miziha.mixers.base.TokenMixer`): what its :meth:`mixing_macs` reports,
   e.g. for ``SwinT`` ``QK^T`` and ``AV`` per window, ``2 * B * nW * N^2 * C`` a block,
   padded windows included.
 
@@ -23,7 +23,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from .mixer import TokenMixer
+from .mixers.base import TokenMixer
 
 __all__ = ["LayerCost", "FlopsReport", "flops", "conv3x3_macs"]
 

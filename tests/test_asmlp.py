@@ -7,9 +7,9 @@ import paddle
 import pytest
 
 from conftest import randomize, state_arrays
-from miziha.asmlp import ASMLPT
+from miziha.mixers.asmlp import ASMLPT
 from miziha.flops import flops
-from miziha.shifts import chunk_offsets, shift_channels
+from miziha.layers.shifts import chunk_offsets, shift_channels
 from reference import linear
 from reference_asmlp import (as_block, as_macs, as_patch_merging, axial_shift_groups,
                              torch_chunk_sizes)

@@ -8,10 +8,10 @@ import paddle.nn.functional as F
 import pytest
 
 import miziha
-from miziha import attention
-from miziha.attention import attention_backend, fused_attention, softmax_float32
+from miziha.layers import attention
+from miziha.layers.attention import attention_backend, fused_attention, softmax_float32
 from miziha.export import Predictor, save_for_inference
-from miziha.windows import MASK_VALUE, window_geometry
+from miziha.layers.windows import MASK_VALUE, window_geometry
 from conftest import outputs_and_gradients, randomize
 
 # Small layers whose 9x11 input pads every design (window / pale / stripe 4 and 3x5).
@@ -197,7 +197,7 @@ def test_masks_stay_finite_in_half_precision(dtype):
     geometry = window_geometry(9, 11, (4, 4), (2, 2))
     mask = geometry.mask.astype(dtype).astype("float32").numpy()
     assert np.isfinite(mask).all() and mask.min() <= 0.99 * MASK_VALUE
-    groups = miziha.groups.token_groups(9, 11, ("interlaced", 4), ("full", 0))
+    groups = miziha.layers.groups.token_groups(9, 11, ("interlaced", 4), ("full", 0))
     assert np.isfinite(groups.key_mask.astype(dtype).astype("float32").numpy()).all()
 
 

@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from miziha.cpu import batch_chunks
+from miziha.paddle_fixes.cpu import batch_chunks
 
 
 @pytest.mark.parametrize("batch, sample_bytes, budget, expected", [

@@ -9,9 +9,9 @@ import pytest
 
 import miziha
 from conftest import outputs_and_gradients, randomize, state_arrays
-from miziha import workarounds
-from miziha.cswin import CSWinT, LePEAttention
-from miziha.geometry import clear_cache
+from miziha.paddle_fixes import workarounds
+from miziha.mixers.cswin import CSWinT, LePEAttention
+from miziha.layers.size_cache import clear_cache
 from miziha.export import Predictor, save_for_inference
 from reference import linear as reference_linear
 from reference_cswin import cswin_block, cswin_macs, cswin_merge
@@ -169,9 +169,9 @@ def test_eval_ignores_dropout_and_droppath():
 def general_path(monkeypatch):
     """Calling it makes CSWinT take its general path: index tables for every grouping (no
     ``order``) and ``get_v`` on every group's image (no
-    :func:`~miziha.workarounds.line_conv`)."""
+    :func:`~miziha.paddle_fixes.workarounds.line_conv`)."""
     def enable():
-        monkeypatch.setattr(miziha.groups, "group_order", lambda *args: None)
+        monkeypatch.setattr(miziha.layers.groups, "group_order", lambda *args: None)
         monkeypatch.setattr(LePEAttention, "lepe", lambda self, v, extent: self.get_v(
             v.reshape([-1, self.dim, *extent])).reshape(v.shape))
         clear_cache()

@@ -6,9 +6,9 @@ import paddle
 import pytest
 
 from conftest import randomize, state_arrays
-from miziha.cyclemlp import CycleMLPT
+from miziha.mixers.cyclemlp import CycleMLPT
 from miziha.flops import flops
-from miziha.shifts import cycle_offsets, shift_channels
+from miziha.layers.shifts import cycle_offsets, shift_channels
 from reference import linear
 from reference_cyclemlp import (cycle_block, cycle_downsample, cycle_macs, cycle_offsets as
                                 reference_offsets, shift_channels as reference_shift)

@@ -82,7 +82,7 @@ def test_to_static_with_dynamic_sizes(full_graph):
 def test_to_static_with_sub_batches(monkeypatch, full_graph):
     """SOT traces the eager code, sub-batches included; AST graphs run whole batches. Both
     match eager mode at every batch size."""
-    monkeypatch.setattr(miziha.cpu, "BATCH_CHUNK_BYTES", 2 * 12 * 12 * 64 * 4)
+    monkeypatch.setattr(miziha.paddle_fixes.cpu, "BATCH_CHUNK_BYTES", 2 * 12 * 12 * 64 * 4)
     layer = randomize(miziha.SwinT(16, 24, num_heads=2, window_size=4, downsample=True))
     layer.eval()
     static = paddle.jit.to_static(layer, input_spec=[InputSpec([None, 16, None, None])],

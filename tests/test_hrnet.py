@@ -15,7 +15,8 @@ import pytest
 
 import miziha
 from miziha import CycleMLPT, SwinT
-from miziha.models import HRNet, official_to_miziha
+from miziha.models import HRNet
+from miziha.weights import official_to_miziha
 
 OFFICIAL_SHAPES = Path(__file__).resolve().parent / "data" / \
     "hrnet_w18_small_v2_official_shapes.json"

@@ -94,7 +94,7 @@ def test_cpu_sub_batches_give_the_sameoutputs_and_gradients(monkeypatch, name):
     whole = outputs_and_gradients(layer, x)
     sizes = []
     budget = layer.sample_bytes(layer.layout(7, 6), 4)  # one sample's widest temporary
-    monkeypatch.setattr(miziha.cpu, "BATCH_CHUNK_BYTES", budget)
+    monkeypatch.setattr(miziha.paddle_fixes.cpu, "BATCH_CHUNK_BYTES", budget)
     layer.blocks[0].register_forward_pre_hook(lambda _, inputs: sizes.append(
         inputs[0].shape[0]))
     split = outputs_and_gradients(layer, x)

@@ -8,7 +8,7 @@ import pytest
 
 import miziha
 from conftest import randomize, state_arrays
-from miziha.pale import PaleAttention, PaleT
+from miziha.mixers.pale import PaleAttention, PaleT
 from reference import linear as reference_linear
 from reference_pale import dependency_mask, pale_block, pale_macs, pale_merge
 

@@ -6,7 +6,8 @@ import paddle
 import pytest
 
 import miziha
-from miziha.models import SwinTransformer, official_to_miziha, swin_tiny
+from miziha.models import SwinTransformer, swin_tiny
+from miziha.weights import official_to_miziha
 from conftest import randomize, state_arrays
 from reference import swin_transformer as reference_swin_transformer
 

@@ -295,7 +295,7 @@ def test_sub_batches_give_the_same_outputs_and_gradients(monkeypatch, use_recomp
 
     # 11x9 pads to 12x12 tokens; the widest temporary is the MLP's 64 channels, float32.
     sample_bytes = 12 * 12 * 64 * 4
-    monkeypatch.setattr(miziha.cpu, "BATCH_CHUNK_BYTES", 2 * sample_bytes)
+    monkeypatch.setattr(miziha.paddle_fixes.cpu, "BATCH_CHUNK_BYTES", 2 * sample_bytes)
     batches = []
     layer.blocks[0].register_forward_pre_hook(lambda _, inputs: batches.append(
         inputs[0].shape[0]))

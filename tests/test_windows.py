@@ -4,9 +4,9 @@ import numpy as np
 import paddle
 import pytest
 
-from miziha.geometry import clear_cache
-from miziha.swin_blocks import SwinTransformerBlock
-from miziha.windows import MASK_VALUE, window_geometry, window_tables
+from miziha.layers.size_cache import clear_cache
+from miziha.mixers.swin import SwinTransformerBlock
+from miziha.layers.windows import MASK_VALUE, window_geometry, window_tables
 
 
 def _changed_by(shifted, size, window, token):

@@ -9,9 +9,9 @@ import paddle.nn.functional as F
 import pytest
 from paddle.static import InputSpec
 
-from miziha import workarounds
+from miziha.paddle_fixes import workarounds
 from miziha.layers import DropPath
-from miziha.workarounds import LayerNorm, Linear
+from miziha.paddle_fixes.workarounds import LayerNorm, Linear
 
 
 def _pair(in_features=16, out_features=256):
@@ -175,7 +175,7 @@ _PYLAYER_TWICE_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.xfail(strict=False, reason=(
     "Paddle 3.3: a second backward through a PyLayer (retain_graph=True) crashes (SIGSEGV); "
-    "when this passes, miziha.workarounds.OWN_BACKWARD (entry 2) no longer needs turning "
+    "when this passes, miziha.paddle_fixes.workarounds.OWN_BACKWARD (entry 2) no longer needs turning "
     "off for such graphs"))
 def test_paddle_still_crashes_on_a_second_backward_through_a_pylayer():
     result = subprocess.run([sys.executable, "-c", _PYLAYER_TWICE_SCRIPT],
@@ -262,7 +262,7 @@ def test_layer_norm_over_several_axes_matches_nn_layer_norm():
 
 # ---------------------------------------------------------------------------------------
 # Is the Paddle problem behind each workaround still there? One check per entry of the
-# miziha.workarounds docstring, on plain Paddle (not miziha's workaround). Each asserts the
+# miziha.paddle_fixes.workarounds docstring, on plain Paddle (not miziha's workaround). Each asserts the
 # correct behaviour and is marked xfail (not strict): it XFAILs while the installed Paddle
 # has the problem and XPASSes once an upgrade fixes it; the reason says what can then go.
 # ---------------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def _export_and_compare(tmp_path, fn, channels=4, shape=(2, 5, 7)):
 @pytest.mark.xfail(strict=False, reason=(
     "Paddle 3.3: CPU layer_norm backward leaves the weight out of dx when the weight gets "
     "no gradient; when this passes, delete LayerNorm and Linear's input_affine fold in "
-    "miziha/workarounds.py (entry 1) and let layer_norm return nn.LayerNorm"))
+    "miziha/paddle_fixes/workarounds.py (entry 1) and let layer_norm return nn.LayerNorm"))
 @pytest.mark.parametrize("how", ["frozen weight", "paddle.grad for x only"])
 def test_paddle_still_drops_layer_norm_weight_from_input_gradient(how):
     """Plain nn.LayerNorm: dx must include the weight when the weight gets no gradient."""
@@ -357,7 +357,7 @@ _ADDMM_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.xfail(strict=False, reason=(
     "Paddle 3.3: addmm backward crashes (SIGSEGV) when the bias needs no gradient; when "
-    "this passes, Linear.forward in miziha/workarounds.py (entry 2) may use addmm with "
+    "this passes, Linear.forward in miziha/paddle_fixes/workarounds.py (entry 2) may use addmm with "
     "gradients on too; its own backward goes (F.linear only) once nn.Linear's CPU bias "
     "gradient is also no slower than a GEMV (a timing, not tested here)"))
 def test_paddle_still_crashes_in_addmm_backward_without_bias_gradient():
@@ -369,7 +369,7 @@ def test_paddle_still_crashes_in_addmm_backward_without_bias_gradient():
 
 @pytest.mark.xfail(strict=False, reason=(
     "Paddle 3.3: oneDNN inference ignores F.pad's data_format='NHWC' (pads W and C, not H "
-    "and W); when this passes, pad_bottom_right in miziha/workarounds.py (entry 3) may "
+    "and W); when this passes, pad_bottom_right in miziha/paddle_fixes/workarounds.py (entry 3) may "
     "call F.pad"))
 def test_paddle_still_pads_nhwc_wrong_in_onednn_inference(tmp_path):
     """Plain F.pad(x, [0, 1, 0, 1], data_format='NHWC'): exported and run by
@@ -390,8 +390,8 @@ def _rolled_rows(x):
 
 @pytest.mark.xfail(strict=False, reason=(
     "Paddle 3.3: oneDNN inference fuses an unsqueeze into the multiply before it and drops "
-    "it for int64 tensors; when this passes, entry 4 of miziha/workarounds.py goes and "
-    "index tables (miziha.windows, miziha.groups) may use unsqueeze"))
+    "it for int64 tensors; when this passes, entry 4 of miziha/paddle_fixes/workarounds.py goes and "
+    "index tables (miziha.layers.windows, miziha.layers.groups) may use unsqueeze"))
 def test_paddle_still_drops_int64_unsqueeze_in_onednn_inference(tmp_path):
     """Plain int64 ``(arange(H) * W).unsqueeze(1)``: exported and run by paddle.inference,
     as eager."""
@@ -409,7 +409,7 @@ class _BranchOnPlace(paddle.nn.Layer):
 @pytest.mark.xfail(strict=False, reason=(
     "Paddle 3.3: place.is_cpu_place() in a forward traced by SOT to_static raises "
     "UnboundLocalError in its generated code; when this passes, entry 5 of "
-    "miziha/workarounds.py goes and miziha.cpu.place_key's string compare may become "
+    "miziha/paddle_fixes/workarounds.py goes and miziha.paddle_fixes.cpu.place_key's string compare may become "
     "is_cpu_place()"))
 def test_paddle_still_breaks_sot_on_is_cpu_place():
     """Plain paddle.jit.to_static (SOT) of a forward branching on x.place.is_cpu_place()."""

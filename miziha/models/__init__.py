@@ -2,7 +2,6 @@
 (:func:`create_model`, :func:`list_models`)."""
 
 from .registry import MODELS, create_model, list_models, register_model
-from .checkpoints import official_to_miziha
 from .hrnet import (HRNET_CONFIGS, HRNet, HRNetConfig, hrnet_w18, hrnet_w18_seg,
                     hrnet_w18_small_v2, hrnet_w18_small_v2_seg, swin_hrnet_w18_small_v2,
                     swin_hrnet_w18_small_v2_seg)
@@ -17,5 +16,4 @@ __all__ = ["MODELS", "create_model", "list_models", "register_model",
            "UNet", "SwinUNet", "PatchEmbed", "SwinTransformer", "swin_tiny",
            "HRNet", "HRNetConfig", "HRNET_CONFIGS", "hrnet_w18_small_v2", "hrnet_w18",
            "hrnet_w18_small_v2_seg", "hrnet_w18_seg", "swin_hrnet_w18_small_v2",
-           "swin_hrnet_w18_small_v2_seg",
-           "official_to_miziha"]
+           "swin_hrnet_w18_small_v2_seg"]

@@ -6,7 +6,7 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers import layer_norm
+from ..layers.basic import layer_norm
 
 __all__ = ["ConvBN", "classification_head", "check_image"]
 

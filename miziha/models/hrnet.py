@@ -18,9 +18,9 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .. import checks
-from ..layers import linear
-from ..mixers import MIXERS, mixer_class
-from ..shapes import Size, spatial_size
+from ..layers.basic import linear
+from ..mixers.registry import MIXERS, mixer_class
+from ..layers.shapes import Size, spatial_size
 from .common import ConvBN, check_image
 from .features import feature_entry, stage_indices
 from .registry import TASKS, register_model
@@ -227,7 +227,7 @@ class HRNet(nn.Layer):
 
     With ``mixer=None`` the parameter names and layout are the official ones
     (``cls_hrnet.py``; ``last_layer`` as in ``seg_hrnet.py``): see
-    :func:`~miziha.models.checkpoints.official_to_miziha` to load a checkpoint. Fusion
+    :func:`~miziha.weights.official.official_to_miziha` to load a checkpoint. Fusion
     upsamples by nearest neighbour as the classification code does (the segmentation code
     uses bilinear there). Sides that are not multiples of 32 work: stride-2 convs round up,
     upsampled maps are cropped to the finer branch's size.

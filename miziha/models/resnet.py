@@ -12,8 +12,8 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers import droppath_schedule
-from ..mixers import MIXERS, mixer_class, stage_options
+from ..layers.basic import droppath_schedule
+from ..mixers.registry import MIXERS, mixer_class, stage_options
 from .common import ConvBN, check_image, classification_head
 from .features import feature_entry, stage_indices
 from .registry import register_model

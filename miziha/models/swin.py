@@ -8,11 +8,11 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers import droppath_schedule
-from ..layers import layer_norm, linear
-from ..shapes import spatial_size
-from ..workarounds import pad_bottom_right
-from ..swint import SwinT
+from ..layers.basic import droppath_schedule
+from ..layers.basic import layer_norm, linear
+from ..layers.shapes import spatial_size
+from ..paddle_fixes.workarounds import pad_bottom_right
+from ..mixers.swin import SwinT
 from .common import check_image
 from .features import feature_entry, stage_indices
 from .registry import register_model
@@ -51,7 +51,7 @@ class SwinTransformer(nn.Layer):
 
     Parameter names follow the official checkpoints (``patch_embed.proj``,
     ``layers.{i}.blocks.{j}.attn.qkv``, ``layers.{i}.downsample.reduction``, ``norm``,
-    ``head``); see :func:`~miziha.models.checkpoints.official_to_miziha` to load one.
+    ``head``); see :func:`~miziha.weights.official.official_to_miziha` to load one.
 
     Args:
         num_classes: classes of the head (>= 1).

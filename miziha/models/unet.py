@@ -9,8 +9,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .. import checks
-from ..layers import droppath_schedule, layer_norm
-from ..mixers import MIXERS
+from ..layers.basic import droppath_schedule, layer_norm
+from ..mixers.registry import MIXERS
 from .common import ConvBN, check_image
 from .registry import register_model
 

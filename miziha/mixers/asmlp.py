@@ -7,7 +7,7 @@ applied to channels-last tokens as matmuls, and ``GroupNorm(1, C)`` as Paddle's
 ``group_norm`` on eager CPU, elsewhere as a layer norm over each sample's ``(H, W, C)``. The
 axial shift (channels in ``torch.chunk`` groups, group ``g`` moved by
 ``g - shift_size // 2`` pixels, zero fill) along W and along H is one gather
-(:mod:`miziha.shifts`); the two shifted maps then go through ``conv2_1`` and ``conv2_2`` in
+(:mod:`miziha.layers.shifts`); the two shifted maps then go through ``conv2_1`` and ``conv2_2`` in
 one batched matmul.
 """
 
@@ -21,14 +21,15 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from . import checks, swin_blocks
-from .cpu import eager_on_cpu
-from .geometry import size_cached
-from .layers import DropPath
-from .mixer import IntPair, TokenMixer
-from .shapes import Size, shape_of
-from .shifts import chunk_offsets, one_slot, shift_index, take
-from .workarounds import Affine, linear_forward
+from .. import checks
+from ..paddle_fixes.cpu import eager_on_cpu
+from ..layers.size_cache import size_cached
+from ..layers.basic import DropPath
+from .base import IntPair, TokenMixer
+from .swin import PatchMerging as SwinPatchMerging
+from ..layers.shapes import Size, shape_of
+from ..layers.shifts import chunk_offsets, one_slot, shift_index, take
+from ..paddle_fixes.workarounds import Affine, linear_forward
 
 __all__ = ["ASMLPT", "AxialShiftedBlock", "AxialShift", "PatchMerging", "GroupNorm1",
            "Conv1x1", "ShiftGeometry"]
@@ -92,7 +93,7 @@ class Conv1x1(nn.Conv2D):
 
 @dataclass
 class ShiftGeometry:
-    """``index [2, H, W, C + 1]``: the :func:`~miziha.shifts.take` table of the axial shift
+    """``index [2, H, W, C + 1]``: the :func:`~miziha.layers.shifts.take` table of the axial shift
     along W (``[0]``) and along H (``[1]``), each with a column of ones (bias row)."""
 
     index: paddle.Tensor
@@ -184,7 +185,7 @@ class AxialShiftedBlock(nn.Layer):
         return x + self.drop_path(self.drop(self.mlp.fc2(hidden)))
 
 
-class PatchMerging(swin_blocks.PatchMerging):
+class PatchMerging(SwinPatchMerging):
     """AS-MLP's patch merging: concatenate each 2x2 neighbourhood (Swin's order (0,0), (1,0),
     (0,1), (1,1)), ``GroupNorm(1, 4C)``, 1x1 conv to ``out_dim`` without bias.
 
@@ -223,7 +224,7 @@ class ASMLPT(TokenMixer):
         droppath: stochastic depth rate, a float or one per block.
         downsample: end with patch merging to ``out_channels``.
         depth: number of blocks.
-        data_format, use_recompute: see :class:`~miziha.mixer.TokenMixer`.
+        data_format, use_recompute: see :class:`~miziha.mixers.base.TokenMixer`.
     """
 
     def __init__(self, in_channels: int, out_channels: int,

@@ -3,7 +3,7 @@
 Cycle FC is a per-channel spatial shift followed by a 1x1 channel mix (the official code
 runs it as a deformable convolution with fixed integer offsets): channel ``c`` is read
 ``d(c) = (c + 1) % 3 - 1`` pixels along W (``sfc_h``, pseudo-kernel 1x3) or along H
-(``sfc_w``, 3x1), zero off the map. Here one gather (:mod:`miziha.shifts`) lays the map
+(``sfc_w``, 3x1), zero off the map. Here one gather (:mod:`miziha.layers.shifts`) lays the map
 shifted along W, shifted along H and unshifted side by side, and the split-attention
 weighted sum of the three branches is one batched matmul of that by the three 1x1 weights
 scaled per image (:class:`CycleMLP`); the stored weights keep the official layouts
@@ -11,7 +11,7 @@ scaled per image (:class:`CycleMLP`); the stored weights keep the official layou
 
 Official checkpoints also hold the fixed ``attn.sfc_h.offset`` / ``attn.sfc_w.offset``
 buffers (``[1, 2C, 1, 1]``, the (dy, dx) pair of each channel); they are not parameters
-here: drop them when loading (they always equal :func:`miziha.shifts.cycle_offsets`).
+here: drop them when loading (they always equal :func:`miziha.layers.shifts.cycle_offsets`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from . import checks
-from .geometry import size_cached
-from .layers import TRUNC_NORMAL, ConvMerge, DropPath, Mlp, layer_norm, linear
-from .mixer import IntPair, TokenMixer
-from .shapes import Size
-from .shifts import cycle_offsets, one_slot, shift_index, take
+from .. import checks
+from ..layers.size_cache import size_cached
+from ..layers.basic import TRUNC_NORMAL, ConvMerge, DropPath, Mlp, layer_norm, linear
+from .base import IntPair, TokenMixer
+from ..layers.shapes import Size
+from ..layers.shifts import cycle_offsets, one_slot, shift_index, take
 
 __all__ = ["CycleMLPT", "CycleBlock", "CycleMLP", "CycleFC", "CycleGeometry"]
 
@@ -38,7 +38,7 @@ __all__ = ["CycleMLPT", "CycleBlock", "CycleMLP", "CycleFC", "CycleGeometry"]
 @dataclass
 class CycleGeometry:
     """What a CycleBlock needs for one map: its size and ``index`` ``[H, W, 3C + 1]``, the
-    :func:`~miziha.shifts.take` table of the token mixer's matmul input
+    :func:`~miziha.layers.shifts.take` table of the token mixer's matmul input
     ``[shifted_W(x), shifted_H(x), x, 1]``."""
 
     height: Size
@@ -61,7 +61,7 @@ cycle_tables = size_cached(cycle_geometry)
 
 class CycleFC(nn.Layer):
     """The parameters of a Cycle FC (pseudo-kernel 1x3 along W for ``sfc_h``, 3x1 along H
-    for ``sfc_w``): shift channel ``c`` by ``d(c)`` (:func:`~miziha.shifts.cycle_offsets`),
+    for ``sfc_w``): shift channel ``c`` by ``d(c)`` (:func:`~miziha.layers.shifts.cycle_offsets`),
     then a 1x1 channel mix, as the official ``weight [C_out, C_in, 1, 1]`` (conv layout)
     and ``bias``. :class:`CycleMLP` applies both Cycle FCs and ``mlp_c`` in one batched
     matmul.
@@ -184,7 +184,7 @@ class CycleMLPT(TokenMixer):
         droppath: stochastic depth rate, a float or one per block.
         downsample: end with the 3x3 stride-2 convolution to ``out_channels``.
         depth: number of blocks.
-        data_format, use_recompute: see :class:`~miziha.mixer.TokenMixer`.
+        data_format, use_recompute: see :class:`~miziha.mixers.base.TokenMixer`.
     """
 
     def __init__(self, in_channels: int, out_channels: int,

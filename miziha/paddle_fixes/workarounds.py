@@ -35,32 +35,32 @@ can go.
 4. Index tables add axes with ``reshape``, never ``unsqueeze``: Paddle 3.3's oneDNN
    inference pass ``operator_unsqueeze_onednn_fuse_pass`` fuses an ``unsqueeze`` into a
    ``multiply`` (or ``transpose``) before it and drops the axis for int64 tensors
-   (:mod:`miziha.windows`, :mod:`miziha.groups` follow this).
+   (:mod:`miziha.layers.windows`, :mod:`miziha.layers.groups` follow this).
 5. :func:`conv_channels_last` runs a ``Conv2D`` built for NCHW between two transposes
    instead of using ``data_format="NHWC"``: Paddle 3.3's ``paddle.inference`` (oneDNN)
    reads an NHWC conv's input as NCHW ("input's channels is 14, the input's shape is
    [2, 14, 14, 16] ... data_format is NHWC"); ``jit.load`` and eager mode are right.
    To drop it: build the convs with ``data_format="NHWC"`` and call them directly.
-6. Integer index arithmetic uses tensors only (:func:`miziha.shifts.shift_index`): an
+6. Integer index arithmetic uses tensors only (:func:`miziha.layers.shifts.shift_index`): an
    int64 tensor times or plus a Python number becomes a ``scale`` op, which Paddle 3.3's
    oneDNN inference kernel ignores for int64 (wrong tables in ``paddle.inference``).
 7. ``GroupNorm(1, C)`` runs as ``layer_norm`` over each flattened sample in graphs
-   (:class:`miziha.asmlp.GroupNorm1`; eager CPU takes Paddle's faster ``group_norm``):
+   (:class:`miziha.mixers.asmlp.GroupNorm1`; eager CPU takes Paddle's faster ``group_norm``):
    oneDNN's inference ``layer_norm`` takes the last axis only.
 8. A batched ``matmul`` whose weight is broadcast over the batch (``[B, 2, N, K] @
    [2, K, C]``) fails in backward on CPU ("Input dimension size should be equal to 2"), so
-   :mod:`miziha.asmlp` expands the weight first.
-9. Devices are compared as strings (:func:`miziha.cpu.place_key`), not with
+   :mod:`miziha.mixers.asmlp` expands the weight first.
+9. Devices are compared as strings (:func:`miziha.paddle_fixes.cpu.place_key`), not with
    ``place.is_cpu_place()``, which breaks SOT's to_static in some forwards (Paddle 3.3,
    ``UnboundLocalError`` in its generated code).
 10. Paddle 3.3's GPU flash attention takes a dense ``attn_mask`` but its backward
     (``FlashAttnGradKernel``) returns no gradient for it, so a relative position bias
-    passed as the mask would not train: :func:`miziha.attention.fused_attention` enables
+    passed as the mask would not train: :func:`miziha.layers.attention.fused_attention` enables
     only the memory-efficient and math backends of ``scaled_dot_product_attention`` when
     the mask needs a gradient. GPU only, so no CPU check; it can go when Paddle's flash
     backward returns the mask gradient.
 11. :func:`line_conv` runs a depthwise 3x3 conv on images one row or column wide (CSWin's
-    LePE on ``split_size=1`` stripes, :meth:`miziha.cswin.LePEAttention.lepe`) as a
+    LePE on ``split_size=1`` stripes, :meth:`miziha.mixers.cswin.LePEAttention.lepe`) as a
     3-tap 1-D conv with its own backward (entry 2's pattern and its GEMV column sums):
     Paddle 3.3's CPU depthwise conv is slow on such images (forward and backward of
     ``[224, 32, 56, 1]`` about 80 ms, against 7 ms; a speed problem, measured, not checked
@@ -217,7 +217,7 @@ class _Hidden:
 
 #: (dtype, device) -> a flat zero tensor, grown to the largest ``[tokens, out]`` Linear
 #: output trained so far and kept for the process: 12 MiB for a SwinResNet50 step at 224,
-#: batch 8, in CPU sub-batches; without them (``miziha.cpu.BATCH_CHUNK_BYTES = None``) as
+#: batch 8, in CPU sub-batches; without them (``miziha.paddle_fixes.cpu.BATCH_CHUNK_BYTES = None``) as
 #: large as the widest Linear output of a whole batch. Only ever read.
 _ZEROS: dict = {}
 
@@ -273,8 +273,8 @@ def _no_second_order(name: str) -> None:
         raise NotImplementedError(
             f"second-order gradients (paddle.grad(..., create_graph=True) differentiated "
             f"again) through {name} on eager CPU: its own backward keeps less than its "
-            f"derivative needs (miziha/workarounds.py, entry 2); set "
-            f"miziha.workarounds.OWN_BACKWARD = False before the forward for Paddle's "
+            f"derivative needs (miziha/paddle_fixes/workarounds.py, entry 2); set "
+            f"miziha.paddle_fixes.workarounds.OWN_BACKWARD = False before the forward for Paddle's "
             f"own ops")
 
 

@@ -13,13 +13,13 @@ from typing import List, Optional, Sequence, Tuple, Union
 import paddle
 import paddle.nn as nn
 
-from . import checks
-from .attention import attention_repr, group_attention, merge_heads, split_heads
-from .groups import TokenGroups, group_tables
-from .layers import ConvMerge, DropPath, Mlp, layer_norm, linear
-from .mixer import IntPair, TokenMixer
-from .shapes import Size
-from .workarounds import line_conv, linear_forward
+from .. import checks
+from ..layers.attention import attention_repr, group_attention, merge_heads, split_heads
+from ..layers.groups import TokenGroups, group_tables
+from ..layers.basic import ConvMerge, DropPath, Mlp, layer_norm, linear
+from .base import IntPair, TokenMixer
+from ..layers.shapes import Size
+from ..paddle_fixes.workarounds import line_conv, linear_forward
 
 __all__ = ["CSWinT", "CSWinBlock", "LePEAttention", "group_heads", "ungroup"]
 
@@ -38,7 +38,7 @@ class LePEAttention(nn.Layer):
         num_heads: heads of this branch; must divide ``dim``.
         scale: score scale.
         attention_dropout: dropout on the attention weights.
-        attention: ``"auto"``, ``"math"`` or ``"sdpa"`` (see :mod:`miziha.attention`); LePE
+        attention: ``"auto"``, ``"math"`` or ``"sdpa"`` (see :mod:`miziha.layers.attention`); LePE
             is added to either's output.
     """
 
@@ -76,7 +76,7 @@ class LePEAttention(nn.Layer):
 
         A group one row high or one column wide (``split_size=1`` stripes) is a line: its
         zero padding leaves only the kernel's middle row or column, which
-        :func:`~miziha.workarounds.line_conv` applies along the line (in eager mode, where
+        :func:`~miziha.paddle_fixes.workarounds.line_conv` applies along the line (in eager mode, where
         the extent is known): Paddle's CPU depthwise conv is slow on such images
         (workaround 11; ``[224, 32, 56, 1]``, a stripe branch of ``CSWinT(64, 64,
         split_size=1)`` at batch 4 on 56x56, took about 80 ms forward and backward, the
@@ -97,10 +97,10 @@ class LePEAttention(nn.Layer):
 
 def group_heads(qkv: paddle.Tensor, groups: TokenGroups, heads: int
                 ) -> Tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor]:
-    """:func:`~miziha.attention.split_heads` of the tokens gathered into ``groups``:
+    """:func:`~miziha.layers.attention.split_heads` of the tokens gathered into ``groups``:
     ``[B, H*W, 3c]`` -> ``q, k, v``, each ``[B*nG, heads, c/heads, N]``.
 
-    By the groups' :attr:`~miziha.groups.TokenGroups.order`: the map's own order needs no
+    By the groups' :attr:`~miziha.layers.groups.TokenGroups.order`: the map's own order needs no
     gather; for the map's columns (``split_size=1``), ``[B, H, W*3c] -> [B, W*3c, H]`` is
     the gather and split_heads' transpose in one batched 2-D transpose.
     """
@@ -117,7 +117,7 @@ def group_heads(qkv: paddle.Tensor, groups: TokenGroups, heads: int
 
 def ungroup(out: paddle.Tensor, groups: TokenGroups) -> paddle.Tensor:
     """Channels-first group outputs ``[B*nG, c, N]`` back to the map's tokens ``[B, H*W,
-    c]`` (:func:`~miziha.attention.merge_heads` and the scatter; for the map's columns one
+    c]`` (:func:`~miziha.layers.attention.merge_heads` and the scatter; for the map's columns one
     batched 2-D transpose, ``[B, W*c, H] -> [B, H, W*c]``)."""
     n, c = groups.group_tokens, out.shape[1]
     if groups.order == "transposed":
@@ -246,7 +246,7 @@ class CSWinT(TokenMixer):
             None: True when ``input_resolution`` is given and no side exceeds
             ``split_size`` (as the official builder's stage 4), else False.
         depth: number of blocks.
-        data_format, use_recompute: see :class:`~miziha.mixer.TokenMixer`.
+        data_format, use_recompute: see :class:`~miziha.mixers.base.TokenMixer`.
         attention: ``"auto"``, ``"math"`` or ``"sdpa"``, as in :class:`~miziha.SwinT`; the
             padded-key mask is the fused attention's additive mask, and LePE is added after
             the attention either way.

@@ -2,7 +2,7 @@
 the sub-batches that keep their temporaries small.
 
 * :func:`eager_on_cpu` is the one test every layer asks ("eager mode, input on a CPU?").
-  The workarounds of :mod:`miziha.workarounds` (the Linear's own backward, LayerNorm's
+  The workarounds of :mod:`miziha.paddle_fixes.workarounds` (the Linear's own backward, LayerNorm's
   affine terms) and the sub-batches below apply only where it is true; static graphs,
   exports and GPUs take Paddle's plain ops.
 * :func:`place_key` names a device as a string, for caches keyed by device.
@@ -46,7 +46,7 @@ def place_key(place: Optional[paddle.Place]) -> str:
 
     A string compared with ``"cpu"`` instead of ``place.is_cpu_place()``: calling that in
     some forwards breaks SOT's to_static (Paddle 3.3, ``UnboundLocalError`` in its generated
-    code; see :mod:`miziha.workarounds`)."""
+    code; see :mod:`miziha.paddle_fixes.workarounds`)."""
     place = str(place) if place is not None else str(paddle.get_device())
     return place[len("Place("):-1] if place.startswith("Place(") else place
 
@@ -70,10 +70,10 @@ def batch_chunks(batch: int, sample_bytes: int, budget: Optional[int]) -> List[i
         ValueError: ``budget`` is not positive.
     """
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
-        raise TypeError(f"the sub-batch budget (miziha.cpu.BATCH_CHUNK_BYTES) must be an "
+        raise TypeError(f"the sub-batch budget (miziha.paddle_fixes.cpu.BATCH_CHUNK_BYTES) must be an "
                         f"int number of bytes or None, got {type(budget).__name__}")
     if budget is not None and budget <= 0:
-        raise ValueError(f"the sub-batch budget (miziha.cpu.BATCH_CHUNK_BYTES) must be "
+        raise ValueError(f"the sub-batch budget (miziha.paddle_fixes.cpu.BATCH_CHUNK_BYTES) must be "
                          f"positive, got {budget}")
     if budget is None or batch * sample_bytes <= budget or sample_bytes > budget:
         return [batch]

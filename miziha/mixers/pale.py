@@ -5,7 +5,7 @@ Wu, Wu, Tan, Guo, "Pale Transformer: A General Vision Transformer Backbone with 
 Attention", AAAI 2022 (arXiv 2112.14000). No official code was released; this follows the
 paper's text (see ``tests/reference_pale.py`` for what it specifies and what is inferred).
 The file holds the attention (:class:`PaleAttention`), the block (:class:`PaleBlock`) and
-the mixer (:class:`PaleT`); the interlaced token groups are :mod:`miziha.groups`'.
+the mixer (:class:`PaleT`); the interlaced token groups are :mod:`miziha.layers.groups`'.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import List, NamedTuple, Optional, Sequence, Union
 import paddle
 import paddle.nn as nn
 
-from . import checks
-from .attention import attention_repr, group_attention, merge_heads, split_heads
-from .groups import TokenGroups, group_tables
-from .layers import ConvMerge, DropPath, Mlp, layer_norm, linear
-from .mixer import IntPair, TokenMixer
-from .shapes import Size
-from .workarounds import Affine, conv_channels_last
+from .. import checks
+from ..layers.attention import attention_repr, group_attention, merge_heads, split_heads
+from ..layers.groups import TokenGroups, group_tables
+from ..layers.basic import ConvMerge, DropPath, Mlp, layer_norm, linear
+from .base import IntPair, TokenMixer
+from ..layers.shapes import Size
+from ..paddle_fixes.workarounds import Affine, conv_channels_last
 
 __all__ = ["PaleT", "PaleBlock", "PaleAttention", "PaleGeometry"]
 
@@ -68,7 +68,7 @@ class PaleAttention(nn.Layer):
         qk_scale: score scale; default ``head_dim ** -0.5``.
         attention_dropout: dropout on the attention weights.
         dropout: dropout after the output projection.
-        attention: ``"auto"``, ``"math"`` or ``"sdpa"`` (see :mod:`miziha.attention`).
+        attention: ``"auto"``, ``"math"`` or ``"sdpa"`` (see :mod:`miziha.layers.attention`).
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True,
@@ -202,7 +202,7 @@ class PaleT(TokenMixer):
         droppath: stochastic depth rate, a float or one per block.
         downsample: end with the stride-2 conv merging to ``out_channels``.
         depth: number of blocks.
-        data_format, use_recompute: see :class:`~miziha.mixer.TokenMixer`.
+        data_format, use_recompute: see :class:`~miziha.mixers.base.TokenMixer`.
         attention: ``"auto"``, ``"math"`` or ``"sdpa"``, as in :class:`~miziha.SwinT`; the
             padded-key mask is the fused attention's additive mask.
     """

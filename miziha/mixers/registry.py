@@ -8,9 +8,9 @@ from typing import Dict, Tuple, Type
 from .asmlp import ASMLPT
 from .cswin import CSWinT
 from .cyclemlp import CycleMLPT
-from .mixer import TokenMixer
+from .base import TokenMixer
 from .pale import PaleT
-from .swint import SwinT
+from .swin import SwinT
 
 __all__ = ["MIXERS", "STAGE_OPTIONS", "mixer_class", "stage_options"]
 

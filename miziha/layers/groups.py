@@ -2,7 +2,7 @@
 
 Pure functions: sizes in, index tables out; Paddle ops only, so they also run inside a
 static graph with dynamic sizes (:data:`group_tables` is the eager-cached / traced form).
-Axes are added with ``reshape``, never ``unsqueeze`` (:mod:`miziha.workarounds`, item 4).
+Axes are added with ``reshape``, never ``unsqueeze`` (:mod:`miziha.paddle_fixes.workarounds`, item 4).
 
 Each spatial axis of length ``n`` is laid out in one of three ways, with ``s`` the design's
 size argument and ``np = ceil(n / s) * s`` the axis padded at its end:
@@ -29,7 +29,7 @@ from typing import Optional, Tuple
 
 import paddle
 
-from .geometry import size_cached
+from .size_cache import size_cached
 from .shapes import Size
 from .windows import MASK_VALUE
 
@@ -156,5 +156,5 @@ def group_order(height: Size, rows: Tuple[str, int], cols: Tuple[str, int]) -> O
     return None
 
 
-#: Eager-cached / traced form of :func:`token_groups` (:func:`miziha.geometry.size_cached`).
+#: Eager-cached / traced form of :func:`token_groups` (:func:`miziha.layers.size_cache.size_cached`).
 group_tables = size_cached(token_groups)

@@ -14,7 +14,7 @@ from typing import Any, Callable, List, Optional, TypeVar
 
 import paddle
 
-from .cpu import place_key
+from ..paddle_fixes.cpu import place_key
 
 __all__ = ["size_cached", "clear_cache"]
 

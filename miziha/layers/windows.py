@@ -4,7 +4,7 @@ Pure functions: sizes in, index tables and masks out; no parameters. Every table
 built from Paddle tensor ops, so the same code serves eager mode (where
 :data:`window_tables` keeps one copy per map size) and static graphs exported with
 dynamic height and width (where it runs inside the graph). Axes are added with
-``reshape``, not ``unsqueeze`` (:mod:`miziha.workarounds`, item 4).
+``reshape``, not ``unsqueeze`` (:mod:`miziha.paddle_fixes.workarounds`, item 4).
 
 Conventions, per spatial axis of length ``n`` with configured window ``w0`` and shift
 ``s0`` (the official Swin rules, applied to each axis on its own):
@@ -26,7 +26,7 @@ from typing import Optional, Tuple
 
 import paddle
 
-from .geometry import size_cached
+from .size_cache import size_cached
 from .shapes import Size
 
 __all__ = ["MASK_VALUE", "WindowGeometry", "window_geometry", "window_tables",
@@ -170,6 +170,6 @@ def merge_order(height: Size, width: Size) -> paddle.Tensor:
     return (rows * w + cols).flatten()
 
 
-#: Eager-cached / traced forms (:func:`miziha.geometry.size_cached`): what layers call.
+#: Eager-cached / traced forms (:func:`miziha.layers.size_cache.size_cached`): what layers call.
 window_tables = size_cached(window_geometry)
 merge_tables = size_cached(merge_order)

@@ -30,7 +30,7 @@ Two ways to compute the same attention, chosen per layer by its ``attention`` ar
 * ``"auto"`` (the default): ``"sdpa"`` for float16/bfloat16 on a GPU, ``"math"``
   everywhere else, so a CPU or a float32 model never changes path.
 
-Masked scores get :data:`~miziha.windows.MASK_VALUE` (-1e4), finite in float16 and
+Masked scores get :data:`~miziha.layers.windows.MASK_VALUE` (-1e4), finite in float16 and
 bfloat16, and the math path's softmax runs in float32 for half-precision scores
 (:func:`softmax_float32`): Paddle's autocast keeps ``softmax`` in float32 at level O1 (its
 black list) but not at O2.
@@ -45,9 +45,9 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from . import checks
-from .cpu import place_key
-from .layers import TRUNC_NORMAL, linear
+from .. import checks
+from ..paddle_fixes.cpu import place_key
+from .basic import TRUNC_NORMAL, linear
 from .groups import TokenGroups
 from .shapes import Size, shape_of
 from .windows import WindowGeometry
@@ -65,7 +65,7 @@ def attention_backend(mode: str, place: Union[str, paddle.Place, None], dtype) -
 
     A pure function of its arguments: ``mode`` ``"math"`` or ``"sdpa"`` is taken as it is;
     ``"auto"`` gives ``"sdpa"`` only on a GPU (``place`` such as ``"gpu:0"`` or
-    ``Place(gpu:0)``, compared as a string: :mod:`miziha.workarounds` item 9) with a
+    ``Place(gpu:0)``, compared as a string: :mod:`miziha.paddle_fixes.workarounds` item 9) with a
     float16 or bfloat16 ``dtype``, where Paddle has fused kernels; a CPU never takes them.
 
     Args:
@@ -118,7 +118,7 @@ def fused_attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor,
     ``q`` first (``q * scale * head_dim ** 0.5``), which keeps flash attention eligible
     (Paddle's selector skips flash attention when sdpa is given a ``scale``). A mask that
     needs a gradient (the relative position bias while training) excludes flash attention,
-    whose backward gives the mask none (module docstring; :mod:`miziha.workarounds` item
+    whose backward gives the mask none (module docstring; :mod:`miziha.paddle_fixes.workarounds` item
     10).
 
     Args:
@@ -209,7 +209,7 @@ class WindowAttention(nn.Layer):
 
         Args:
             windows: ``[B, nW * N, C]``, the tokens of each window consecutive.
-            geometry: the window layout (:class:`~miziha.windows.WindowGeometry`).
+            geometry: the window layout (:class:`~miziha.layers.windows.WindowGeometry`).
             input_affine: a LayerNorm's ``(weight, bias)`` not yet applied to ``windows``
                 (folded into ``qkv``), or None.
 
@@ -277,7 +277,7 @@ def group_attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor,
 
     Args:
         q, k, v: ``[B*nG, heads, d, N]`` (:func:`split_heads` of the gathered groups).
-        groups: the :class:`~miziha.groups.TokenGroups` they were gathered with.
+        groups: the :class:`~miziha.layers.groups.TokenGroups` they were gathered with.
         scale: score scale.
         dropout: applied to the attention weights, or None.
         attention: ``"auto"``, ``"math"`` or ``"sdpa"`` (module docstring).

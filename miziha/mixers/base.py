@@ -5,13 +5,13 @@ blocks of its design at ``in_channels`` on the tokens of the map, then the desig
 downsampling (``downsample=True``: ``H' = ceil(H/2)``, ``W' = ceil(W/2)``) or a linear
 projection to ``out_channels`` when it differs from ``in_channels``. This class owns what is
 the same for all of them: argument and input checks, NCHW/NHWC to tokens and back, the
-CPU sub-batches (:func:`miziha.cpu.run_in_sub_batches`), recompute, and the interface
+CPU sub-batches (:func:`miziha.paddle_fixes.cpu.run_in_sub_batches`), recompute, and the interface
 ``miziha.flops`` reads. A design subclasses it and contributes its blocks
 (``self.blocks``), its downsampling layer (passed to :meth:`_build_output`, which also makes
 the projection) and its geometry:
 
 * :meth:`layout` ``(height, width, like)``: one entry per block, the index tables that
-  block needs for this map size (built with :func:`miziha.geometry.size_cached`, so they
+  block needs for this map size (built with :func:`miziha.layers.size_cache.size_cached`, so they
   are cached in eager mode and traced under ``to_static``). The mixer decides every
   per-block choice (which blocks shift, which stripes) here; blocks receive it.
 * :meth:`sample_bytes`: the widest temporary a block makes per sample (for sub-batches).
@@ -30,10 +30,10 @@ import paddle
 import paddle.nn as nn
 from paddle.distributed.fleet.utils import recompute
 
-from . import checks
-from .cpu import run_in_sub_batches
-from .layers import linear
-from .shapes import Size, spatial_size
+from .. import checks
+from ..paddle_fixes.cpu import run_in_sub_batches
+from ..layers.basic import linear
+from ..layers.shapes import Size, spatial_size
 
 __all__ = ["TokenMixer", "IntPair"]
 

@@ -9,8 +9,9 @@ import paddle
 import paddle.nn as nn
 from paddle.autograd import PyLayer
 
-from . import checks, workarounds
-from .workarounds import Affine, LayerNorm, Linear, conv_channels_last
+from .. import checks
+from ..paddle_fixes import workarounds
+from ..paddle_fixes.workarounds import Affine, LayerNorm, Linear, conv_channels_last
 
 __all__ = ["TRUNC_NORMAL", "linear", "layer_norm", "Mlp", "DropPath", "ScaleSamples",
            "droppath_schedule", "ConvMerge"]
@@ -22,7 +23,7 @@ TRUNC_NORMAL = nn.initializer.TruncatedNormal(mean=0.0, std=0.02, a=-2.0, b=2.0)
 
 
 def linear(in_features: int, out_features: int, bias: bool = True) -> Linear:
-    """:class:`~miziha.workarounds.Linear` with truncated-normal weights and zero bias."""
+    """:class:`~miziha.paddle_fixes.workarounds.Linear` with truncated-normal weights and zero bias."""
     return Linear(in_features, out_features,
                   weight_attr=paddle.ParamAttr(initializer=TRUNC_NORMAL),
                   bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
@@ -30,7 +31,7 @@ def linear(in_features: int, out_features: int, bias: bool = True) -> Linear:
 
 
 def layer_norm(dim: int, epsilon: float = 1e-5) -> LayerNorm:
-    """:class:`~miziha.workarounds.LayerNorm` with eps 1e-5 (PyTorch's default, used by the
+    """:class:`~miziha.paddle_fixes.workarounds.LayerNorm` with eps 1e-5 (PyTorch's default, used by the
     official codes)."""
     return LayerNorm(dim, epsilon=epsilon)
 
@@ -52,7 +53,7 @@ class Mlp(nn.Layer):
         hidden = self.fc1(x, input_affine)
         if self.drop.p == 0 or not self.training:
             # GELU inside fc2: backward keeps the hidden layer once (before GELU), not
-            # before and after it (miziha.workarounds.linear_forward).
+            # before and after it (miziha.paddle_fixes.workarounds.linear_forward).
             return self.drop(self.fc2(hidden, input_gelu=True))
         return self.drop(self.fc2(self.drop(self.act(hidden))))
 
