@@ -383,7 +383,7 @@ def _register(config: str, mixer: Optional[str], task: str) -> Callable[..., HRN
     builder.__doc__ = (f"HRNet with the {config!r} config (:data:`HRNET_CONFIGS`) for {task}" +
                        (f", the {mixer!r} mixer in every branch BasicBlock" if mixer else "") +
                        " (:class:`HRNet`).")
-    return register_model(task)(builder)
+    return register_model(task, mixer)(builder)
 
 
 #: Every registered HRNet builder by name: ``[<mixer>_]hrnet_<config>[_seg]``.

@@ -4,26 +4,35 @@ users know it: :func:`create_model` and :func:`list_models`."""
 from __future__ import annotations
 
 import fnmatch
+import inspect
+import typing
 from types import MappingProxyType
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import paddle.nn as nn
 
-__all__ = ["register_model", "create_model", "list_models", "MODELS", "TASKS"]
+from ..mixers.registry import mixer_class
+
+__all__ = ["register_model", "create_model", "list_models", "model_options", "MODELS", "TASKS"]
 
 TASKS = ("classification", "segmentation")
 _BUILDERS: Dict[str, Callable[..., nn.Layer]] = {}
 _TASK_OF: Dict[str, str] = {}
+_MIXER_OF: Dict[str, str] = {}
 
 #: Read-only view of the registry: name -> builder (``builder(num_classes=..., **kwargs)``).
 MODELS: Mapping[str, Callable[..., nn.Layer]] = MappingProxyType(_BUILDERS)
 
 
-def register_model(task: str = "classification"):
+def register_model(task: str = "classification", mixer: Optional[str] = None):
     """Decorator: add the builder under its function name, for ``task`` (one of
-    :data:`TASKS`: what its output is, logits ``[B, K]`` or ``[B, K, H, W]``)."""
+    :data:`TASKS`: what its output is, logits ``[B, K]`` or ``[B, K, H, W]``). ``mixer``
+    names the :data:`~miziha.MIXERS` entry whose options the network passes on to its
+    mixers, so :func:`create_model` accepts those too."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if mixer is not None:
+        mixer_class(mixer)
 
     def add(builder: Callable[..., nn.Layer]) -> Callable[..., nn.Layer]:
         name = builder.__name__
@@ -31,6 +40,8 @@ def register_model(task: str = "classification"):
             raise ValueError(f"a model named {name!r} is already registered")
         _BUILDERS[name] = builder
         _TASK_OF[name] = task
+        if mixer is not None:
+            _MIXER_OF[name] = mixer
         return builder
     return add
 
@@ -39,6 +50,37 @@ def list_models(pattern: str = "*", task: Optional[str] = None) -> List[str]:
     """Registered names matching the shell-style ``pattern`` (and ``task``), sorted."""
     return sorted(name for name in fnmatch.filter(_BUILDERS, pattern)
                   if task is None or _TASK_OF[name] == task)
+
+
+def _named_parameters(function: Callable) -> Tuple[List[str], bool]:
+    """The keyword names ``function`` takes, and whether it also takes ``**kwargs``."""
+    names, var_keyword = [], False
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            var_keyword = True
+        elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL and parameter.name != "self":
+            names.append(parameter.name)
+    return names, var_keyword
+
+
+def model_options(name: str) -> List[str]:
+    """The options ``create_model(name, ...)`` accepts: the builder's own keywords and, when
+    it passes ``**kwargs`` on, those of the class its return annotation names and of the
+    mixer it was registered with (except the channels, which the network sets)."""
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    builder = _BUILDERS[name]
+    names, var_keyword = _named_parameters(builder)
+    if var_keyword:
+        built = typing.get_type_hints(builder).get("return")
+        if not isinstance(built, type):
+            raise TypeError(f"builder {name} passes **kwargs on but its return annotation "
+                            f"names no class")
+        names += _named_parameters(built.__init__)[0]
+        if name in _MIXER_OF:
+            names += [n for n in _named_parameters(mixer_class(_MIXER_OF[name]).__init__)[0]
+                      if n not in ("in_channels", "out_channels")]
+    return sorted(set(names))
 
 
 def create_model(name: str, features_only: bool = False,
@@ -52,10 +94,17 @@ def create_model(name: str, features_only: bool = False,
 
     Raises:
         ValueError: no network has that name (the message lists them).
-        TypeError: ``features_only`` for a network without multi-scale features.
+        TypeError: an option the network does not take (the message lists those it takes,
+            :func:`model_options`), or ``features_only`` for a network without multi-scale
+            features.
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    accepted = model_options(name)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"{name} got unknown option(s) {', '.join(map(repr, unknown))}; it "
+                        f"accepts {', '.join(accepted)}")
     model = _BUILDERS[name](**kwargs)
     if not features_only:
         if out_indices is not None:

@@ -193,7 +193,7 @@ def _mixer_resnet50(mixer: str):
     builder.__name__ = f"{mixer}_resnet50"
     builder.__doc__ = (f"ResNet50 layout (stages [3, 4, 6, 3]) with the {mixer!r} mixer in "
                        f"every bottleneck (:class:`SwinResNet`).")
-    return register_model()(builder)
+    return register_model(mixer=mixer)(builder)
 
 
 #: ``<mixer>_resnet50`` for every mixer; ``swin_resnet50`` is SwinResNet50.
@@ -201,7 +201,7 @@ MIXER_RESNETS = {mixer: _mixer_resnet50(mixer) for mixer in MIXERS}
 swin_resnet50 = MIXER_RESNETS["swin"]
 
 
-@register_model()
+@register_model(mixer="swin")
 def swin_resnet50_reference(num_classes: int = 1000, droppath: float = 0.0,
                             **kwargs) -> SwinResNet:
     """SwinResNet50 as in the reference experiment: stage 4 keeps 3x3 ConvBN bottlenecks."""

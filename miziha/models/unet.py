@@ -166,7 +166,7 @@ def _mixer_unet(mixer: str):
     builder.__name__ = f"{mixer}_unet"
     builder.__doc__ = (f"The UNet with {mixer!r} mixer levels below full resolution, one "
                        f"mixer block for each 3x3 conv (:class:`UNet`).")
-    return register_model("segmentation")(builder)
+    return register_model("segmentation", mixer)(builder)
 
 
 #: ``<mixer>_unet`` for every mixer; ``swin_unet`` is the SwinUNet.

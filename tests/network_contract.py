@@ -1,0 +1,104 @@
+"""What every official network of the zoo promises, as checks a family's test calls with a
+tiny configuration of that family: official keys, features, forward_features/forward_head,
+export with dynamic sizes, frozen stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+import paddle
+
+from miziha.models.features import FeatureExtractor
+from miziha.weights import official_to_miziha
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def official_shapes(name: str) -> Dict[str, List[int]]:
+    """``tests/data/<name>_official_shapes.json``: the official state dict's (name, shape)
+    pairs in order, dumped once from the official PyTorch code."""
+    return json.loads((DATA / f"{name}_official_shapes.json").read_text())
+
+
+def random_official_state(shapes: Dict[str, List[int]], seed: int = 0) -> Dict[str, np.ndarray]:
+    """Random arrays in the official names and PyTorch layouts (integer buffers as int64)."""
+    rng = np.random.default_rng(seed)
+    state = {}
+    for name, shape in shapes.items():
+        leaf = name.rpartition(".")[2]
+        if leaf in ("num_batches_tracked", "relative_position_index"):
+            state[name] = np.zeros(shape, dtype="int64")
+        elif leaf == "running_var":
+            state[name] = rng.uniform(0.5, 1.5, shape).astype("float32")
+        else:
+            state[name] = rng.normal(0.0, 0.05, shape).astype("float32")
+    return state
+
+
+def check_official_keys(model: paddle.nn.Layer, shapes: Dict[str, List[int]]) -> None:
+    """Every official tensor maps one to one onto ``model`` (names, shapes after the
+    documented renames) and the model computes with them."""
+    converted = official_to_miziha(model, random_official_state(shapes))
+    model.set_state_dict(converted)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), converted[name], err_msg=name)
+
+
+def trainable_parameters(model: paddle.nn.Layer) -> int:
+    return sum(int(np.prod(p.shape)) for p in model.parameters() if not p.stop_gradient)
+
+
+def check_features(model: paddle.nn.Layer, x: paddle.Tensor) -> None:
+    """``feature_info`` describes ``forward_intermediates``; ``features_only`` picks stages;
+    ``forward`` is ``forward_head(forward_features(x))``."""
+    model.eval()
+    maps = model.forward_intermediates(x)
+    assert len(maps) == len(model.feature_info)
+    height, width = x.shape[2:]
+    for feature, info in zip(maps, model.feature_info):
+        reduction = info["reduction"]
+        assert feature.shape[:2] == [x.shape[0], info["num_chs"]], info
+        assert feature.shape[2:] == [-(-height // reduction), -(-width // reduction)], info
+    last = FeatureExtractor(model, [-1])(x)
+    np.testing.assert_allclose(last[0].numpy(), maps[-1].numpy(), rtol=1e-5, atol=1e-6)
+    logits = model.forward_head(model.forward_features(x))
+    np.testing.assert_allclose(model(x).numpy(), logits.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def check_export(model: paddle.nn.Layer, path: Path, sizes: Sequence[Sequence[int]],
+                 in_channels: int = 3) -> None:
+    """``paddle.jit.save`` with dynamic batch, height and width; the loaded program gives
+    eager's logits at every size of ``sizes`` (``[B, H, W]``)."""
+    model.eval()
+    spec = [paddle.static.InputSpec([None, in_channels, None, None], "float32")]
+    paddle.jit.save(model, str(path), input_spec=spec)
+    loaded = paddle.jit.load(str(path))
+    rng = np.random.default_rng(5)
+    for batch, height, width in sizes:
+        x = paddle.to_tensor(rng.standard_normal((batch, in_channels, height, width))
+                             .astype("float32"))
+        np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def check_frozen_stages(build: Callable[..., paddle.nn.Layer], frozen: Sequence[str],
+                        trained: Sequence[str], x: paddle.Tensor) -> None:
+    """``build()`` gives a network with ``frozen_stages=k``: parameters under the prefixes ``frozen`` (the stem and the
+    first k stages) get no gradient and their BatchNorm statistics stay; those under
+    ``trained`` get gradients, also after ``model.train()``."""
+    model = build()
+    model.train()
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    model(x).sum().backward()
+    params = dict(model.named_parameters())
+    for name, param in params.items():
+        if name.startswith(tuple(frozen)):
+            assert param.stop_gradient and param.grad is None, name
+        elif name.startswith(tuple(trained)):
+            assert not param.stop_gradient and param.grad is not None, name
+    for name, value in model.state_dict().items():
+        if name.startswith(tuple(frozen)):
+            np.testing.assert_array_equal(value.numpy(), before[name], err_msg=name)
+    assert any(name.startswith(tuple(frozen)) for name in params), "nothing was frozen"
