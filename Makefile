@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.miziha-installed
 
-.PHONY: test demo tour cifar10 segmentation bench bench-networks clean
+.PHONY: test demo tour cifar10 segmentation bench bench-networks bench-models clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ bench: $(STAMP)
 
 bench-networks: $(STAMP)
 	$(PY) benchmarks/bench_networks.py
+
+# Each family's smallest network against PaddleClas's (installed without its pinned
+# dependencies, which the backbones do not need).
+bench-models: $(STAMP)
+	$(PY) -m pip install -q --no-deps paddleclas==2.6.0
+	$(PY) -m pip install -q tqdm easydict prettytable ujson pyyaml
+	$(PY) benchmarks/bench_models.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -177,14 +177,32 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+#: The vector instruction sets that decide CPU kernel speed, widest first.
+VECTOR_ISAS = ("avx512f", "avx2", "avx", "sse4_2", "neon", "asimd")
+
+
+def cpu_isa() -> str:
+    """The widest vector instruction set in ``/proc/cpuinfo``'s flags (``"unknown"`` when
+    there is none to read)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = set(line.split(":", 1)[1].split())
+                return next((isa for isa in VECTOR_ISAS if isa in flags), "none listed")
+    except OSError:
+        pass
+    return "unknown"
+
+
 def machine_metadata() -> dict:
-    """What a reader needs to reproduce or compare a run: date, Paddle version, device, CPU,
-    core and thread counts, Python version."""
+    """What a reader needs to reproduce or compare a run: date, Paddle version, device, CPU
+    and its widest vector instruction set, core and thread counts, Python version."""
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "paddle": paddle.__version__,
         "device": paddle.get_device(),
         "cpu": cpu_name(),
+        "isa": cpu_isa(),
         "cpu_count": os.cpu_count(),
         # Importing Paddle sets OMP_NUM_THREADS to 1 when it is unset, so after the import
         # it holds the thread count Paddle computes with.
