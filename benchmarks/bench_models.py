@@ -160,7 +160,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
             paddle.seed(0)
             cases[f"paddleclas:{pair[1]}"] = paddleclas_model(root, *pair)
         entry = {"model": name, "paddleclas": pair[1] if pair and root else None,
-                 "parameters": {case: sum(int(p.size) for p in model.parameters() if not p.stop_gradient)
+                 "parameters": {case: sum(int(p.size) for p in model.parameters()
+                                          if not p.stop_gradient)
                                 for case, model in cases.items()}}
         entry.update(bench(cases, args.batch, args.size, args.repeats, args.warmup))
         if entry["paddleclas"]:
