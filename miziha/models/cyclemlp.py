@@ -22,7 +22,8 @@ __all__ = ["CycleNet", "PatchEmbedOverlapping", "Downsample", "cyclemlp_b1", "cy
 
 class PatchEmbedOverlapping(nn.Layer):
     """CycleMLP's stem: a 7x7 stride-4 convolution (padding 2), no norm:
-    ``[B, C, H, W] -> [B, ceil(H/4), ceil(W/4), embed_dim]`` (channels last)."""
+    ``[B, C, H, W] -> [B, (H+1)//4, (W+1)//4, embed_dim]`` (channels last; ``ceil(H/4)``
+    when ``H % 4`` is 0 or 3)."""
 
     def __init__(self, in_channels: int, embed_dim: int) -> None:
         super().__init__()
@@ -108,8 +109,8 @@ class CycleNet(FrozenStages, nn.Layer):
     def forward_intermediates(self, x: paddle.Tensor,
                               indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
         """Per stage ``indices`` (default: all), its blocks' output, NCHW, at strides 4, 8,
-        16, 32 (``embed_dims[i]`` channels); the last stage's is normalised, as in
-        :meth:`forward_features`."""
+        16, 32 (``embed_dims[i]`` channels; sides as in :meth:`forward_features`); the last
+        stage's is normalised, as in :meth:`forward_features`."""
         wanted = stage_indices(indices, len(self.feature_info))
         check_image(x, self.in_channels, "CycleNet")
         x = self.patch_embed(x)
@@ -122,8 +123,9 @@ class CycleNet(FrozenStages, nn.Layer):
         return maps
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
-        """``[B, C, H, W]`` -> the normalised last map ``[B, num_features, H/32, W/32]``
-        (sides rounded up)."""
+        """``[B, C, H, W]`` -> the normalised last map ``[B, num_features, h, w]``, ``h``
+        the stem's ``(H+1)//4`` halved (rounded up) three times (``ceil(H/32)`` when
+        ``H % 4`` is 0 or 3)."""
         check_image(x, self.in_channels, "CycleNet")
         x = self.patch_embed(x)
         for layer in self.network:
