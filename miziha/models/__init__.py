@@ -2,6 +2,9 @@
 (:func:`create_model`, :func:`list_models`)."""
 
 from .registry import MODELS, create_model, list_models, register_model
+from .asmlp import ASMLP, asmlp_base, asmlp_small, asmlp_tiny
+from .cyclemlp import (CycleNet, cyclemlp_b1, cyclemlp_b2, cyclemlp_b3, cyclemlp_b4,
+                       cyclemlp_b5)
 from .hrnet import (HRNET_CONFIGS, HRNet, HRNetConfig, hrnet_w18, hrnet_w18_seg,
                     hrnet_w18_small_v2, hrnet_w18_small_v2_seg, swin_hrnet_w18_small_v2,
                     swin_hrnet_w18_small_v2_seg)
@@ -16,4 +19,6 @@ __all__ = ["MODELS", "create_model", "list_models", "register_model",
            "UNet", "SwinUNet", "PatchEmbed", "SwinTransformer", "swin_tiny",
            "HRNet", "HRNetConfig", "HRNET_CONFIGS", "hrnet_w18_small_v2", "hrnet_w18",
            "hrnet_w18_small_v2_seg", "hrnet_w18_seg", "swin_hrnet_w18_small_v2",
-           "swin_hrnet_w18_small_v2_seg"]
+           "swin_hrnet_w18_small_v2_seg",
+           "CycleNet", "cyclemlp_b1", "cyclemlp_b2", "cyclemlp_b3", "cyclemlp_b4", "cyclemlp_b5",
+           "ASMLP", "asmlp_tiny", "asmlp_small", "asmlp_base"]

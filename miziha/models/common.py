@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Sequence, TypeVar
 
 import paddle
 import paddle.nn as nn
 
 from .. import checks
 from ..layers.basic import layer_norm
+from ..mixers.base import TokenMixer
+
+Mixer = TypeVar("Mixer", bound=TokenMixer)
 
 __all__ = ["ConvBN", "classification_head", "check_image", "FrozenStages",
-           "frozen_stage_count"]
+           "frozen_stage_count", "index_blocks"]
 
 
 class ConvBN(nn.Sequential):
@@ -82,3 +85,15 @@ def frozen_stage_count(frozen_stages: int, num_stages: int) -> int:
         raise ValueError(f"frozen_stages must be -1 (none) .. {num_stages} (stem and all "
                          f"stages), got {frozen_stages}")
     return max(frozen_stages, 0)
+
+
+def index_blocks(stage: Mixer) -> Mixer:
+    """``stage`` with its blocks named ``0`` .. ``depth - 1`` instead of ``blocks.{j}``: the
+    parameter names of official networks whose stage is a bare sequence of blocks (CycleMLP's
+    ``network.{2i}.{j}``). The stage computes as before; returns ``stage``."""
+    blocks = tuple(stage.blocks)
+    del stage.blocks
+    for j, block in enumerate(blocks):
+        stage.add_sublayer(str(j), block)
+    stage.blocks = blocks  # a tuple: the blocks stay registered under their indices only
+    return stage
