@@ -2,6 +2,9 @@
 (:func:`create_model`, :func:`list_models`)."""
 
 from .registry import MODELS, create_model, list_models, register_model
+from .cswin import (CSWinStage, CSWinTransformer, ConvEmbed, cswin_base_224,
+                    cswin_base_384, cswin_large_224, cswin_large_384, cswin_small_224,
+                    cswin_tiny_224)
 from .hrnet import (HRNET_CONFIGS, HRNet, HRNetConfig, hrnet_w18, hrnet_w18_seg,
                     hrnet_w18_small_v2, hrnet_w18_small_v2_seg, swin_hrnet_w18_small_v2,
                     swin_hrnet_w18_small_v2_seg)
@@ -16,4 +19,6 @@ __all__ = ["MODELS", "create_model", "list_models", "register_model",
            "UNet", "SwinUNet", "PatchEmbed", "SwinTransformer", "swin_tiny",
            "HRNet", "HRNetConfig", "HRNET_CONFIGS", "hrnet_w18_small_v2", "hrnet_w18",
            "hrnet_w18_small_v2_seg", "hrnet_w18_seg", "swin_hrnet_w18_small_v2",
-           "swin_hrnet_w18_small_v2_seg"]
+           "swin_hrnet_w18_small_v2_seg",
+           "ConvEmbed", "CSWinStage", "CSWinTransformer", "cswin_tiny_224", "cswin_small_224",
+           "cswin_base_224", "cswin_base_384", "cswin_large_224", "cswin_large_384"]
