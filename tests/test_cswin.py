@@ -322,3 +322,18 @@ def test_extra_repr():
         "32, 64, num_heads=2, split_size=7, depth=2, downsample=True, "
         "input_resolution=(56, 56)")
     assert "last_stage=True" in CSWinT(32, 32, (7, 7)).extra_repr()
+
+
+def test_last_stage_recompute_gives_the_same_gradients():
+    """The last stage's ``proj`` takes the attention output as a transposed view; recompute
+    must still give its weight the right gradient (workarounds entry 13)."""
+    plain = randomize(CSWinT(32, 32, num_heads=4, last_stage=True, depth=1))
+    recomputed = CSWinT(32, 32, num_heads=4, last_stage=True, depth=1, use_recompute=True)
+    recomputed.set_state_dict(plain.state_dict())
+    x = np.random.default_rng(3).standard_normal((2, 32, 4, 5)).astype("float32")
+    (out, dx, grads), (out_r, dx_r, grads_r) = (
+        outputs_and_gradients(layer, x) for layer in (plain, recomputed))
+    np.testing.assert_array_equal(out_r, out)
+    np.testing.assert_allclose(dx_r, dx, rtol=1e-5, atol=1e-6)
+    for name, grad in grads.items():
+        np.testing.assert_allclose(grads_r[name], grad, rtol=1e-5, atol=1e-5, err_msg=name)

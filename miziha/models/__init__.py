@@ -5,6 +5,9 @@ from .registry import MODELS, create_model, list_models, register_model
 from .asmlp import ASMLP, asmlp_base, asmlp_small, asmlp_tiny
 from .cyclemlp import (CycleNet, cyclemlp_b1, cyclemlp_b2, cyclemlp_b3, cyclemlp_b4,
                        cyclemlp_b5)
+from .cswin import (CSWinStage, CSWinTransformer, ConvEmbed, cswin_base_224,
+                    cswin_base_384, cswin_large_224, cswin_large_384, cswin_small_224,
+                    cswin_tiny_224)
 from .hrnet import (HRNET_CONFIGS, HRNet, HRNetConfig, hrnet_w18, hrnet_w18_seg,
                     hrnet_w18_small_v2, hrnet_w18_small_v2_seg, swin_hrnet_w18_small_v2,
                     swin_hrnet_w18_small_v2_seg)
@@ -21,4 +24,6 @@ __all__ = ["MODELS", "create_model", "list_models", "register_model",
            "hrnet_w18_small_v2_seg", "hrnet_w18_seg", "swin_hrnet_w18_small_v2",
            "swin_hrnet_w18_small_v2_seg",
            "CycleNet", "cyclemlp_b1", "cyclemlp_b2", "cyclemlp_b3", "cyclemlp_b4", "cyclemlp_b5",
-           "ASMLP", "asmlp_tiny", "asmlp_small", "asmlp_base"]
+           "ASMLP", "asmlp_tiny", "asmlp_small", "asmlp_base",
+           "ConvEmbed", "CSWinStage", "CSWinTransformer", "cswin_tiny_224", "cswin_small_224",
+           "cswin_base_224", "cswin_base_384", "cswin_large_224", "cswin_large_384"]

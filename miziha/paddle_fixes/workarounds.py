@@ -1,7 +1,7 @@
 """Every place where miziha works around a problem of Paddle (3.3.1, CPU wheel): the index is
 this docstring; entries 1-3 and 5 live in this module, the others name the module that
 holds them. Each entry names the problem as measured; ``tests/test_workarounds.py`` has,
-for entries 1-4 and 9, a check marked ``xfail`` (not strict) that shows the problem in the
+for entries 1-4, 9 and 13, a check marked ``xfail`` (not strict) that shows the problem in the
 installed Paddle: when an upgrade fixes one, that check reports XPASS, and the entry here
 can go.
 
@@ -76,6 +76,14 @@ can go.
     which run on eager CPU, where Paddle 3.3 computes these ops in float32 and float64
     only; a speed problem, measured, not checked by a test. It can go when those kernels
     are as fast.
+13. :func:`_kept` makes contiguous what the PyLayers of entries 2 and 11 keep for backward
+    from their input (``x`` of :class:`LinearParamsFunction`, ``rows`` of
+    :class:`LineConvParamsFunction`): under Paddle 3.3's non-reentrant ``recompute``
+    (``use_recompute=True``), a tensor a PyLayer saves that is a strided view (e.g. a
+    transpose) comes back in backward with its strides lost, its storage read in
+    row-major order, so the gradient is wrong without an error (CSWin's last-stage
+    ``proj``, whose input is an attention output transposed as a view, got a wrong weight
+    gradient). It can go when recompute restores such views.
 
 The Linear and LayerNorm here keep the parameters and names of ``nn.Linear`` and
 ``nn.LayerNorm``, so state dicts are Paddle's usual ones.
@@ -278,10 +286,15 @@ def _no_second_order(name: str) -> None:
             f"own ops")
 
 
+def _kept(t: paddle.Tensor) -> paddle.Tensor:
+    """``t``, contiguous: what a PyLayer keeps for backward (entry 13)."""
+    return t if t.is_contiguous() else t.contiguous()
+
+
 def _own_backward_linear(x, weight, bias, scale, shift, gelu):
     """:func:`linear_forward` on eager CPU with gradients on."""
     shape = x.shape
-    x2d = x.reshape([-1, shape[-1]])
+    x2d = _kept(x.reshape([-1, shape[-1]]))
     effective, effective_bias = _folded(weight, bias, scale, shift)  # autograd: params only
     params = effective if effective_bias is None else paddle.concat(
         [effective, effective_bias.reshape([1, -1])], axis=0)  # [in (+1), out]
@@ -406,7 +419,7 @@ def line_conv(v: paddle.Tensor, taps: paddle.Tensor, bias: paddle.Tensor) -> pad
         return line_conv_rows(rows, kernel).reshape(shape)
     out = LineConvInputFunction.apply(rows, _Hidden(kernel))
     if not kernel.stop_gradient:
-        out.add_(LineConvParamsFunction.apply(kernel, _Hidden(rows)))
+        out.add_(LineConvParamsFunction.apply(kernel, _Hidden(_kept(rows))))
     return out.reshape(shape)
 
 
