@@ -7,13 +7,19 @@ from .hrnet import (HRNET_CONFIGS, HRNet, HRNetConfig, hrnet_w18, hrnet_w18_seg,
                     swin_hrnet_w18_small_v2_seg)
 from .resnet import (ResNet50, SwinBottleneck, SwinResNet, resnet50, swin_resnet50,
                      swin_resnet50_reference)
-from .swin import PatchEmbed, SwinTransformer, swin_tiny
+from .swin import (PatchEmbed, SwinTransformer, swin_base_patch4_window7_224,
+                   swin_base_patch4_window12_384, swin_large_patch4_window7_224,
+                   swin_large_patch4_window12_384, swin_small_patch4_window7_224,
+                   swin_tiny_patch4_window7_224)
 from .unet import SwinUNet, UNet
 
 __all__ = ["MODELS", "create_model", "list_models", "register_model",
            "SwinBottleneck", "SwinResNet", "ResNet50", "swin_resnet50", "swin_resnet50_reference",
            "resnet50",
-           "UNet", "SwinUNet", "PatchEmbed", "SwinTransformer", "swin_tiny",
+           "UNet", "SwinUNet", "PatchEmbed", "SwinTransformer", "swin_tiny_patch4_window7_224",
+           "swin_small_patch4_window7_224", "swin_base_patch4_window7_224",
+           "swin_base_patch4_window12_384", "swin_large_patch4_window7_224",
+           "swin_large_patch4_window12_384",
            "HRNet", "HRNetConfig", "HRNET_CONFIGS", "hrnet_w18_small_v2", "hrnet_w18",
            "hrnet_w18_small_v2_seg", "hrnet_w18_seg", "swin_hrnet_w18_small_v2",
            "swin_hrnet_w18_small_v2_seg"]
