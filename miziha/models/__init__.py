@@ -12,6 +12,7 @@ from .swin import (PatchEmbed, SwinTransformer, swin_base_patch4_window7_224,
                    swin_large_patch4_window12_384, swin_small_patch4_window7_224,
                    swin_tiny_patch4_window7_224)
 from .unet import SwinUNet, UNet
+from .pale import PaleTransformer, pale_base, pale_small, pale_tiny
 
 __all__ = ["MODELS", "create_model", "list_models", "register_model",
            "SwinBottleneck", "SwinResNet", "ResNet50", "swin_resnet50", "swin_resnet50_reference",
@@ -22,4 +23,5 @@ __all__ = ["MODELS", "create_model", "list_models", "register_model",
            "swin_large_patch4_window12_384",
            "HRNet", "HRNetConfig", "HRNET_CONFIGS", "hrnet_w18_small_v2", "hrnet_w18",
            "hrnet_w18_small_v2_seg", "hrnet_w18_seg", "swin_hrnet_w18_small_v2",
-           "swin_hrnet_w18_small_v2_seg"]
+           "swin_hrnet_w18_small_v2_seg", "PaleTransformer", "pale_tiny", "pale_small",
+           "pale_base"]

@@ -9,7 +9,7 @@ Registry names (timm's): ``swin_tiny_patch4_window7_224``, ``swin_small_patch4_w
 
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import paddle
 import paddle.nn as nn
@@ -43,17 +43,23 @@ KEY_MAPS: Dict[str, Tuple[Tuple[str, str], ...]] = {
 
 
 class PatchEmbed(nn.Layer):
-    """Non-overlapping ``patch_size`` x ``patch_size`` patches, linearly embedded, then
-    LayerNorm: ``[B, C, H, W] -> [B, ceil(H/p), ceil(W/p), embed_dim]``.
+    """Patches of stride ``patch_size``, linearly embedded by a convolution, then LayerNorm:
+    ``[B, C, H, W] -> [B, ceil(H/p), ceil(W/p), embed_dim]``.
 
-    Sides that are not a multiple of the patch are zero-padded at the bottom/right, as the
-    official detection code does.
+    By default the convolution's kernel is the patch (non-overlapping patches, Swin's);
+    a larger ``kernel_size`` with ``padding`` gives an overlapping stem (Pale's 7x7, stride 4,
+    padding 3). Sides that are not a multiple of the patch are zero-padded at the
+    bottom/right first, as the official Swin detection code does.
+
+    Parameter names: ``proj`` (the convolution), ``norm``.
     """
 
-    def __init__(self, in_channels: int, embed_dim: int, patch_size: int = 4) -> None:
+    def __init__(self, in_channels: int, embed_dim: int, patch_size: int = 4,
+                 kernel_size: Optional[int] = None, padding: int = 0) -> None:
         super().__init__()
         self.patch_size = patch_size
-        self.proj = nn.Conv2D(in_channels, embed_dim, patch_size, stride=patch_size)
+        self.proj = nn.Conv2D(in_channels, embed_dim, kernel_size or patch_size,
+                              stride=patch_size, padding=padding)
         self.norm = layer_norm(embed_dim)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
