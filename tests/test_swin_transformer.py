@@ -21,7 +21,7 @@ from miziha.models.swin import KEY_MAPS
 from miziha.mixers.swin import SwinT
 from miziha.weights import official_to_miziha
 from conftest import randomize, state_arrays
-from network_contract import (check_export, check_features, check_frozen_stages,
+from network_contract import (DATA, check_export, check_features, check_frozen_stages,
                               check_official_keys, official_shapes, trainable_parameters)
 from reference import swin_transformer as reference_swin_transformer
 
@@ -217,3 +217,19 @@ def test_wrong_input_channels():
     model = SwinTransformer(num_classes=2, **TINY)
     with pytest.raises(ValueError, match=r"expects input \[B, 3, H, W\]"):
         model(paddle.randn([1, 1, 16, 16]))
+
+
+def test_matches_the_official_code_on_a_tiny_configuration():
+    """``tests/data/swin_v1_official_tiny_logits.npz``: the official SwinTransformer
+    (microsoft/Swin-Transformer models/swin_transformer.py; img_size 24, patch 2, embed 8,
+    depths [2, 2], heads [1, 2], window 3, 5 classes), its random weights (``s/<official
+    name>``, PyTorch layouts, derived buffers left out), two inputs ``x`` and its eval-mode
+    logits ``y``, saved once with PyTorch."""
+    data = np.load(DATA / "swin_v1_official_tiny_logits.npz")
+    model = SwinTransformer(num_classes=5, embed_dim=8, depths=(2, 2), num_heads=(1, 2),
+                            window_size=3, patch_size=2)
+    state = {name[2:]: data[name] for name in data.files if name.startswith("s/")}
+    model.set_state_dict(official_to_miziha(model, state))
+    model.eval()
+    out = model(paddle.to_tensor(data["x"])).numpy()
+    np.testing.assert_allclose(out, data["y"], rtol=1e-5, atol=1e-5)
