@@ -21,7 +21,8 @@ MODELS = {
 SEGMENTATION_MODELS = {"UNet": ("unet", dict(num_classes=2)),
                        "SwinUNet": ("swin_unet", dict(num_classes=2))}
 IMAGENET_MODELS = {"ResNet50 (reference head, 1000 classes)": ("resnet50", dict(num_classes=1000)),
-                   "Swin-T (1000 classes)": ("swin_tiny", dict(num_classes=1000))}
+                   "Swin-T (1000 classes)": ("swin_tiny_patch4_window7_224",
+                                             dict(num_classes=1000))}
 
 
 def _table(models, sizes, base_label: str) -> str:

@@ -3,6 +3,24 @@ import paddle
 import pytest
 
 
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: full-size builds; run with --runslow or -m slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked slow unless ``--runslow`` is given or ``-m`` selects them."""
+    if config.getoption("--runslow") or "slow" in config.getoption("markexpr"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow or -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     paddle.seed(2024)

@@ -288,7 +288,7 @@ def test_bfloat16_autocast_is_finite_and_close_to_float32(name, level):
 
 
 @pytest.mark.parametrize("name, options", [
-    ("swin_tiny", dict(embed_dim=16, depths=(2, 2), num_heads=(1, 2))),
+    ("swin_tiny_patch4_window7_224", dict(embed_dim=16, depths=(2, 2), num_heads=(1, 2))),
     ("cswin_unet", dict(widths=(16, 32)))])
 def test_networks_pass_the_option_to_every_mixer(name, options):
     model = miziha.create_model(name, num_classes=2, attention="sdpa", **options)

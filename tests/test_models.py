@@ -118,8 +118,8 @@ def test_swin_unet_is_the_unet_with_swint():
 
 def test_registry_builds_every_name_and_lists_by_task():
     names = miziha.list_models()
-    assert {"resnet50", "swin_resnet50", "swin_resnet50_reference", "swin_tiny", "unet",
-            "swin_unet"} <= set(names)
+    assert {"resnet50", "swin_resnet50", "swin_resnet50_reference",
+            "swin_tiny_patch4_window7_224", "unet", "swin_unet"} <= set(names)
     assert miziha.list_models("swin_*unet", task="segmentation") == ["swin_unet"]
     assert set(miziha.models.MODELS) == set(names)
     model = miziha.create_model("swin_resnet50_reference", num_classes=3)
@@ -129,7 +129,8 @@ def test_registry_builds_every_name_and_lists_by_task():
 
 
 @pytest.mark.parametrize("name, channels, reduction", [
-    ("resnet50", 2048, 32), ("swin_resnet50", 2048, 32), ("swin_tiny", 768, 32)])
+    ("resnet50", 2048, 32), ("swin_resnet50", 2048, 32),
+    ("swin_tiny_patch4_window7_224", 768, 32)])
 def test_forward_features_is_the_unpooled_map_and_forward_head_pools(name, channels,
                                                                      reduction):
     model = miziha.create_model(name, num_classes=4)
@@ -163,7 +164,7 @@ def test_version_is_written_once():
 
 
 @pytest.mark.parametrize("name", ["resnet50", "swin_resnet50", "cyclemlp_resnet50",
-                                  "swin_tiny"])
+                                  "swin_tiny_patch4_window7_224"])
 def test_features_are_the_classifiers_intermediate_maps(name):
     """create_model(features_only=True) gives per-stage NCHW maps at strides 4-32 that equal
     the outputs of the modules feature_info names, in the classifier with the same weights."""
@@ -193,7 +194,8 @@ def test_features_are_the_classifiers_intermediate_maps(name):
     maps = backbone(x)
     for entry, feature in zip(info[:-1], maps[:-1]):
         expected = seen[entry["module"]]
-        if name == "swin_tiny":  # a stage's map is its blocks' output, before merging
+        # A Swin stage's map is its blocks' output, before merging.
+        if name == "swin_tiny_patch4_window7_224":
             expected = classifier.layers[int(entry["module"][-1])].forward_blocks(
                 classifier.pos_drop(classifier.patch_embed(x)) if entry["module"] == "layers.0"
                 else seen[f"layers.{int(entry['module'][-1]) - 1}"])[0].transpose([0, 3, 1, 2])

@@ -1,14 +1,28 @@
-"""SwinTransformer / swin_tiny: any input size, equivalence with the reference, official
-Swin-T figures, loading official checkpoint names, errors."""
+"""SwinTransformer and the official Swin V1 networks: any input size, equivalence with the
+reference, official sizes (parameters, MACs, stochastic depth, unshifted last stage), official
+checkpoint names, the network contract (features, export, frozen stages), errors.
+
+``tests/data/swin_tiny_patch4_window7_224_official_shapes.json`` was dumped once from the
+official code (microsoft/Swin-Transformer, models/swin_transformer.py, Swin-T config:
+``{name: list(t.shape) for name, t in model.state_dict().items()}``); the parameter counts
+and MACs below are the official ones (``sum(p.numel())`` and the paper's FLOPs).
+"""
+
+import inspect
+import re
 
 import numpy as np
 import paddle
 import pytest
 
 import miziha
-from miziha.models import SwinTransformer, swin_tiny
+from miziha.models import SwinTransformer, swin_tiny_patch4_window7_224 as swin_tiny
+from miziha.models.swin import KEY_MAPS
+from miziha.mixers.swin import SwinT
 from miziha.weights import official_to_miziha
 from conftest import randomize, state_arrays
+from network_contract import (DATA, check_export, check_features, check_frozen_stages,
+                              check_official_keys, official_shapes, trainable_parameters)
 from reference import swin_transformer as reference_swin_transformer
 
 TINY = dict(embed_dim=8, depths=(2, 2, 2), num_heads=(1, 2, 4), window_size=3, patch_size=2)
@@ -24,11 +38,50 @@ def test_swin_tiny_at_224_and_non_square_sizes():
     assert [layer.depth for layer in model.layers] == [2, 2, 6, 2]
 
 
-def test_swin_tiny_matches_the_official_size_and_flops():
-    model = swin_tiny()
-    report = miziha.flops(model, [3, 224, 224])
-    assert report.total_params == 28_288_354  # the official Swin-T's parameter count
-    assert abs(report.total_macs / 4.5e9 - 1) < 0.03  # paper: 4.5G; official flops(): 4.49G
+#: name -> (input side, official trainable parameters, paper GMACs, official drop_path).
+OFFICIAL = {
+    "swin_tiny_patch4_window7_224": (224, 28_288_354, 4.5, 0.2),
+    "swin_small_patch4_window7_224": (224, 49_606_258, 8.7, 0.3),
+    "swin_base_patch4_window7_224": (224, 87_768_224, 15.4, 0.5),
+    "swin_base_patch4_window12_384": (384, 87_903_584, 47.1, 0.5),
+    "swin_large_patch4_window7_224": (224, 196_532_476, 34.5, 0.2),
+    "swin_large_patch4_window12_384": (384, 196_735_516, 103.9, 0.2),
+}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=() if name.startswith("swin_tiny") else pytest.mark.slow)
+    for name in OFFICIAL])
+def test_official_networks_have_the_official_size_and_macs(name):
+    side, params, gmacs, _ = OFFICIAL[name]
+    model = miziha.create_model(name)
+    assert trainable_parameters(model) == params
+    report = miziha.flops(model, [3, side, side])
+    assert report.total_params == params
+    assert abs(report.total_macs / (gmacs * 1e9) - 1) < 0.02
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_official_stochastic_depth_is_the_default(name):
+    assert name in miziha.list_models()
+    default = inspect.signature(miziha.models.MODELS[name]).parameters["droppath"].default
+    assert default == OFFICIAL[name][3]
+
+
+@pytest.mark.parametrize("window, last_stage", [(7, 7), (12, 12)])  # 224 / w7, 384 / w12
+def test_a_stage_no_larger_than_its_window_is_not_shifted(window, last_stage):
+    stage = SwinT(32, 32, num_heads=1, window_size=window, depth=2)
+
+    def shifts(side):
+        return [tuple(int(s) for s in g.shift) for g in stage.layout(side, side)]
+
+    assert shifts(last_stage) == [(0, 0), (0, 0)]
+    assert [int(g.num_windows) for g in stage.layout(last_stage, last_stage)] == [1, 1]
+    assert shifts(2 * last_stage) == [(0, 0), (window // 2, window // 2)]
+
+
+def test_swin_tiny_has_the_official_state_dict():
+    check_official_keys(swin_tiny(), official_shapes("swin_tiny_patch4_window7_224"))
 
 
 def test_droppath_rises_linearly_to_the_official_swin_t_rate():
@@ -48,18 +101,45 @@ def test_matches_the_numpy_reference(size):
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_trains_and_exports_with_dynamic_sizes(tmp_path):
-    model = SwinTransformer(num_classes=3, **TINY)
+def test_tiny_configuration_keeps_the_network_contract(tmp_path):
+    """Features, forward_features/forward_head, export at two sizes, frozen stages, recompute."""
+    model = randomize(SwinTransformer(num_classes=3, **TINY), std=0.1)
     out = model(paddle.randn([2, 3, 11, 14]))
     out.sum().backward()
     assert model.patch_embed.proj.weight.grad is not None
-    model.eval()
-    spec = [paddle.static.InputSpec([None, 3, None, None], "float32")]
-    paddle.jit.save(model, str(tmp_path / "swin"), input_spec=spec)
-    loaded = paddle.jit.load(str(tmp_path / "swin"))
-    for shape in ([1, 3, 16, 16], [2, 3, 13, 22]):
-        x = paddle.randn(shape)
-        np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
+    check_features(model, paddle.randn([2, 3, 13, 22]))
+    assert [e["reduction"] for e in model.feature_info] == [2, 4, 8]
+    check_export(model, tmp_path / "swin", [(1, 16, 16), (2, 13, 22)])
+    x = paddle.randn([2, 3, 12, 12])
+    check_frozen_stages(lambda: SwinTransformer(num_classes=3, frozen_stages=0, **TINY),
+                        ["patch_embed"], ["layers.0", "layers.2", "norm", "head"], x)
+    check_frozen_stages(lambda: SwinTransformer(num_classes=3, frozen_stages=2, **TINY),
+                        ["patch_embed", "layers.0", "layers.1"], ["layers.2", "norm", "head"],
+                        x)
+    plain = SwinTransformer(num_classes=3, droppath=0.0, **TINY)
+    recomputed = SwinTransformer(num_classes=3, droppath=0.0, use_recompute=True, **TINY)
+    recomputed.set_state_dict(plain.state_dict())
+    assert all(layer.use_recompute for layer in recomputed.layers)
+    for model in (plain, recomputed):
+        model(x).sum().backward()
+    np.testing.assert_allclose(recomputed.layers[0].blocks[0].attn.qkv.weight.grad.numpy(),
+                               plain.layers[0].blocks[0].attn.qkv.weight.grad.numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_timm_key_map_gives_the_official_names():
+    """timm moves each patch merging to the start of the next stage and the head into
+    ``head.fc``; KEY_MAPS["timm"] moves them back."""
+    official = list(official_shapes("swin_tiny_patch4_window7_224"))
+    timm = [re.sub(r"^layers\.(\d)\.downsample", lambda m: f"layers.{int(m[1]) + 1}.downsample",
+                   re.sub(r"^head\.", "head.fc.", name)) for name in official]
+    assert timm != official
+    mapped = []
+    for name in timm:
+        for pattern, replacement in KEY_MAPS["timm"]:
+            name = re.sub(pattern, replacement, name)
+        mapped.append(name)
+    assert mapped == official
 
 
 def _official_state(depths, embed_dim, heads, window, patch, num_classes, channels=3):
@@ -124,6 +204,7 @@ def test_official_checkpoint_that_does_not_fit():
     (dict(depths=(2, 3), num_heads=(1, 2)), "depth must be even"),
     (dict(embed_dim=8, num_heads=(3, 6)), "divisible by num_heads"),
     (dict(droppath=1.5), "droppath"),
+    (dict(frozen_stages=3), "frozen_stages must be -1"),
 ])
 def test_bad_arguments(kwargs, message):
     options = dict(TINY, depths=(2, 2), num_heads=(1, 2))
@@ -136,3 +217,19 @@ def test_wrong_input_channels():
     model = SwinTransformer(num_classes=2, **TINY)
     with pytest.raises(ValueError, match=r"expects input \[B, 3, H, W\]"):
         model(paddle.randn([1, 1, 16, 16]))
+
+
+def test_matches_the_official_code_on_a_tiny_configuration():
+    """``tests/data/swin_v1_official_tiny_logits.npz``: the official SwinTransformer
+    (microsoft/Swin-Transformer models/swin_transformer.py; img_size 24, patch 2, embed 8,
+    depths [2, 2], heads [1, 2], window 3, 5 classes), its random weights (``s/<official
+    name>``, PyTorch layouts, derived buffers left out), two inputs ``x`` and its eval-mode
+    logits ``y``, saved once with PyTorch."""
+    data = np.load(DATA / "swin_v1_official_tiny_logits.npz")
+    model = SwinTransformer(num_classes=5, embed_dim=8, depths=(2, 2), num_heads=(1, 2),
+                            window_size=3, patch_size=2)
+    state = {name[2:]: data[name] for name in data.files if name.startswith("s/")}
+    model.set_state_dict(official_to_miziha(model, state))
+    model.eval()
+    out = model(paddle.to_tensor(data["x"])).numpy()
+    np.testing.assert_allclose(out, data["y"], rtol=1e-5, atol=1e-5)

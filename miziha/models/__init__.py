@@ -13,17 +13,25 @@ from .hrnet import (HRNET_CONFIGS, HRNet, HRNetConfig, hrnet_w18, hrnet_w18_seg,
                     swin_hrnet_w18_small_v2_seg)
 from .resnet import (ResNet50, SwinBottleneck, SwinResNet, resnet50, swin_resnet50,
                      swin_resnet50_reference)
-from .swin import PatchEmbed, SwinTransformer, swin_tiny
+from .swin import (PatchEmbed, SwinTransformer, swin_base_patch4_window7_224,
+                   swin_base_patch4_window12_384, swin_large_patch4_window7_224,
+                   swin_large_patch4_window12_384, swin_small_patch4_window7_224,
+                   swin_tiny_patch4_window7_224)
 from .unet import SwinUNet, UNet
+from .pale import PaleTransformer, pale_base, pale_small, pale_tiny
 
 __all__ = ["MODELS", "create_model", "list_models", "register_model",
            "SwinBottleneck", "SwinResNet", "ResNet50", "swin_resnet50", "swin_resnet50_reference",
            "resnet50",
-           "UNet", "SwinUNet", "PatchEmbed", "SwinTransformer", "swin_tiny",
+           "UNet", "SwinUNet", "PatchEmbed", "SwinTransformer", "swin_tiny_patch4_window7_224",
+           "swin_small_patch4_window7_224", "swin_base_patch4_window7_224",
+           "swin_base_patch4_window12_384", "swin_large_patch4_window7_224",
+           "swin_large_patch4_window12_384",
            "HRNet", "HRNetConfig", "HRNET_CONFIGS", "hrnet_w18_small_v2", "hrnet_w18",
            "hrnet_w18_small_v2_seg", "hrnet_w18_seg", "swin_hrnet_w18_small_v2",
            "swin_hrnet_w18_small_v2_seg",
            "CycleNet", "cyclemlp_b1", "cyclemlp_b2", "cyclemlp_b3", "cyclemlp_b4", "cyclemlp_b5",
            "ASMLP", "asmlp_tiny", "asmlp_small", "asmlp_base",
            "ConvEmbed", "CSWinStage", "CSWinTransformer", "cswin_tiny_224", "cswin_small_224",
-           "cswin_base_224", "cswin_base_384", "cswin_large_224", "cswin_large_384"]
+           "cswin_base_224", "cswin_base_384", "cswin_large_224", "cswin_large_384",
+           "PaleTransformer", "pale_tiny", "pale_small", "pale_base"]

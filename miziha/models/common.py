@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Sequence, TypeVar
+from typing import List, Optional, Sequence, TypeVar
 
 import paddle
 import paddle.nn as nn
@@ -11,10 +11,12 @@ from .. import checks
 from ..layers.basic import layer_norm
 from ..mixers.base import TokenMixer
 
+from .features import stage_indices
+
 Mixer = TypeVar("Mixer", bound=TokenMixer)
 
 __all__ = ["ConvBN", "classification_head", "check_image", "FrozenStages",
-           "frozen_stage_count", "index_blocks"]
+           "frozen_stage_count", "index_blocks", "StagedTransformer"]
 
 
 class ConvBN(nn.Sequential):
@@ -78,7 +80,8 @@ class FrozenStages:
 
 
 def frozen_stage_count(frozen_stages: int, num_stages: int) -> int:
-    """``frozen_stages`` checked: -1 or 0 (nothing frozen) up to ``num_stages``; -1 -> 0."""
+    """``frozen_stages`` checked (-1: nothing frozen; 0: the stem; ``k``: the stem and the
+    first ``k`` of ``num_stages`` stages); returns how many stages to freeze (0 for -1)."""
     if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int):
         raise TypeError(f"frozen_stages must be an int, got {frozen_stages!r}")
     if not -1 <= frozen_stages <= num_stages:
@@ -97,3 +100,55 @@ def index_blocks(stage: Mixer) -> Mixer:
         stage.add_sublayer(str(j), block)
     stage.blocks = blocks  # a tuple: the blocks stay registered under their indices only
     return stage
+class StagedTransformer(FrozenStages, nn.Layer):
+    """The timm-style API of a hierarchical vision transformer made of mixer stages:
+    ``patch_embed`` (``[B, C, H, W] -> [B, h, w, C0]``), ``pos_drop``, ``layers`` (one NHWC
+    :class:`~miziha.mixers.base.TokenMixer` per stage, the downsampling at its end), ``norm``
+    on the last map, global average pooling and ``head``.
+
+    A subclass builds those layers and ``feature_info``, sets ``in_channels``, then calls
+    :meth:`freeze_stages`.
+    """
+
+    def freeze_stages(self, frozen_stages: int) -> None:
+        """``frozen_stages=k``: -1 freezes nothing, 0 the patch embedding, ``k >= 1`` also
+        ``layers[0 .. k-1]`` (each with its downsampling)."""
+        count = frozen_stage_count(frozen_stages, len(self.layers))
+        if frozen_stages >= 0:
+            self.freeze([self.patch_embed] + list(self.layers[:count]))
+
+    def _embed(self, x: paddle.Tensor) -> paddle.Tensor:
+        check_image(x, self.in_channels, type(self).__name__)
+        return self.pos_drop(self.patch_embed(x))
+
+    def forward_intermediates(self, x: paddle.Tensor,
+                              indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
+        """Per stage ``indices`` (default: all), its blocks' output before the
+        downsampling, NCHW, at the strides of ``feature_info``; the last stage's is
+        normalised, as in :meth:`forward_features`."""
+        wanted = stage_indices(indices, len(self.layers))
+        x = self._embed(x)
+        maps, last = [], len(self.layers) - 1
+        for i, layer in enumerate(self.layers[:wanted[-1] + 1]):
+            stage, x = layer.forward_blocks(x)
+            if i == last:
+                stage = self.norm(stage)
+            if i in wanted:
+                maps.append(stage.transpose([0, 3, 1, 2]))
+        return maps
+
+    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        """``[B, C, H, W]`` -> the normalised last map ``[B, num_features, h, w]``."""
+        x = self._embed(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x).transpose([0, 3, 1, 2])
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        """Features ``[B, C, h, w]`` -> logits (``pre_logits``: pooled ``[B, C]``)."""
+        x = x.mean(axis=[2, 3])
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        """``[B, C, H, W]`` -> logits ``[B, num_classes]``."""
+        return self.forward_head(self.forward_features(x))
