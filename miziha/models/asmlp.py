@@ -4,16 +4,15 @@ assembled from :class:`~miziha.ASMLPT` stages (svip-lab/AS-MLP ``models/as_mlp.p
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import Sequence
 
-import paddle
 import paddle.nn as nn
 
 from .. import checks
 from ..layers.basic import droppath_schedule, linear
 from ..mixers.asmlp import ASMLPT, GroupNorm1
-from .common import FrozenStages, check_image, frozen_stage_count
-from .features import feature_entry, stage_indices
+from .common import StagedTransformer
+from .features import feature_entry
 from .registry import register_model
 from .swin import PatchEmbed as SwinPatchEmbed
 
@@ -31,7 +30,7 @@ class PatchEmbed(SwinPatchEmbed):
         self.norm = GroupNorm1(embed_dim)
 
 
-class ASMLP(FrozenStages, nn.Layer):
+class ASMLP(StagedTransformer):
     """AS-MLP for image classification, for any input size.
 
     Patch embedding (``patch_size`` patches -> ``embed_dim``, GroupNorm), then one
@@ -95,44 +94,7 @@ class ASMLP(FrozenStages, nn.Layer):
         patch = self.patch_embed.patch_size
         self.feature_info = [feature_entry(embed_dim * 2 ** i, patch * 2 ** i, f"layers.{i}")
                              for i in range(len(depths))]
-        frozen = frozen_stage_count(frozen_stages, len(depths))
-        if frozen_stages >= 0:
-            self.freeze([self.patch_embed, *self.layers[:frozen]])
-
-    def forward_intermediates(self, x: paddle.Tensor,
-                              indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
-        """Per stage ``indices`` (default: all), its blocks' output before patch merging,
-        NCHW, at strides 4, 8, 16, 32 (``embed_dim * 2**i`` channels); the last stage's is
-        normalised, as in :meth:`forward_features`."""
-        wanted = stage_indices(indices, len(self.layers))
-        check_image(x, self.in_channels, "ASMLP")
-        x = self.pos_drop(self.patch_embed(x))
-        maps, last = [], len(self.layers) - 1
-        for i, layer in enumerate(self.layers[:wanted[-1] + 1]):
-            stage, x = layer.forward_blocks(x)
-            if i == last:
-                stage = self.norm(stage)
-            if i in wanted:
-                maps.append(stage.transpose([0, 3, 1, 2]))
-        return maps
-
-    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
-        """``[B, C, H, W]`` -> the normalised last map ``[B, num_features, H/32, W/32]``
-        (sides rounded up)."""
-        check_image(x, self.in_channels, "ASMLP")
-        x = self.pos_drop(self.patch_embed(x))
-        for layer in self.layers:
-            x = layer(x)
-        return self.norm(x).transpose([0, 3, 1, 2])
-
-    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
-        """Features ``[B, C, h, w]`` -> logits (``pre_logits``: pooled ``[B, C]``)."""
-        x = x.mean(axis=[2, 3])
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        """``[B, C, H, W]`` -> logits ``[B, num_classes]``."""
-        return self.forward_head(self.forward_features(x))
+        self.freeze_stages(frozen_stages)
 
 
 def _asmlp(embed_dim: int, depths: Sequence[int], num_classes: int, droppath: float,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, TypeVar
+from typing import List, Optional, Sequence, Tuple, TypeVar
 
 import paddle
 import paddle.nn as nn
@@ -101,47 +101,69 @@ def index_blocks(stage: Mixer) -> Mixer:
     stage.blocks = blocks  # a tuple: the blocks stay registered under their indices only
     return stage
 class StagedTransformer(FrozenStages, nn.Layer):
-    """The timm-style API of a hierarchical vision transformer made of mixer stages:
-    ``patch_embed`` (``[B, C, H, W] -> [B, h, w, C0]``), ``pos_drop``, ``layers`` (one NHWC
-    :class:`~miziha.mixers.base.TokenMixer` per stage, the downsampling at its end), ``norm``
-    on the last map, global average pooling and ``head``.
+    """The timm-style API of a hierarchical network made of mixer stages: a stem
+    (:meth:`stem`, ``[B, C, H, W] -> [B, h, w, C0]``), ``pos_drop``, the stages
+    (:meth:`stages`: each an NHWC :class:`~miziha.mixers.base.TokenMixer`, and the
+    downsampling after it where it is a layer of its own), ``norm`` on the last map, global
+    average pooling and ``head``.
 
-    A subclass builds those layers and ``feature_info``, sets ``in_channels``, then calls
-    :meth:`freeze_stages`.
+    A subclass calls ``super().__init__()`` first, builds its layers, ``norm``, ``head`` and
+    ``feature_info``, sets ``in_channels``, says where its stem and stages are when they are
+    not ``patch_embed`` and ``layers``, then calls :meth:`freeze_stages`.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.pos_drop: nn.Layer = nn.Identity()
+
+    def stem(self) -> nn.Layer:
+        """The layer from the image to the first stage's tokens (``patch_embed``)."""
+        return self.patch_embed
+
+    def stages(self) -> List[Tuple[TokenMixer, Optional[nn.Layer]]]:
+        """Per stage, the mixer and the downsampling layer after it (``None`` when the mixer
+        holds its downsampling, or after the last stage); default: ``layers``."""
+        return [(layer, None) for layer in self.layers]
+
     def freeze_stages(self, frozen_stages: int) -> None:
-        """``frozen_stages=k``: -1 freezes nothing, 0 the patch embedding, ``k >= 1`` also
-        ``layers[0 .. k-1]`` (each with its downsampling)."""
-        count = frozen_stage_count(frozen_stages, len(self.layers))
+        """``frozen_stages=k``: -1 freezes nothing, 0 the stem, ``k >= 1`` also the first
+        ``k`` stages, each with its downsampling."""
+        stages = self.stages()
+        count = frozen_stage_count(frozen_stages, len(stages))
         if frozen_stages >= 0:
-            self.freeze([self.patch_embed] + list(self.layers[:count]))
+            self.freeze([self.stem()] + [layer for pair in stages[:count] for layer in pair
+                                         if layer is not None])
 
     def _embed(self, x: paddle.Tensor) -> paddle.Tensor:
         check_image(x, self.in_channels, type(self).__name__)
-        return self.pos_drop(self.patch_embed(x))
+        return self.pos_drop(self.stem()(x))
 
     def forward_intermediates(self, x: paddle.Tensor,
                               indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
         """Per stage ``indices`` (default: all), its blocks' output before the
         downsampling, NCHW, at the strides of ``feature_info``; the last stage's is
         normalised, as in :meth:`forward_features`."""
-        wanted = stage_indices(indices, len(self.layers))
+        stages = self.stages()
+        wanted = stage_indices(indices, len(stages))
         x = self._embed(x)
-        maps, last = [], len(self.layers) - 1
-        for i, layer in enumerate(self.layers[:wanted[-1] + 1]):
-            stage, x = layer.forward_blocks(x)
+        maps, last = [], len(stages) - 1
+        for i, (stage, after) in enumerate(stages[:wanted[-1] + 1]):
+            mixed, x = stage.forward_blocks(x)
+            if after is not None:
+                x = after(x)
             if i == last:
-                stage = self.norm(stage)
+                mixed = self.norm(mixed)
             if i in wanted:
-                maps.append(stage.transpose([0, 3, 1, 2]))
+                maps.append(mixed.transpose([0, 3, 1, 2]))
         return maps
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> the normalised last map ``[B, num_features, h, w]``."""
         x = self._embed(x)
-        for layer in self.layers:
-            x = layer(x)
+        for stage, after in self.stages():
+            x = stage(x)
+            if after is not None:
+                x = after(x)
         return self.norm(x).transpose([0, 3, 1, 2])
 
     def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:

@@ -13,8 +13,8 @@ from ..layers.basic import ConvMerge, droppath_schedule, layer_norm, linear
 from ..layers.shapes import spatial_size
 from ..mixers.cswin import CSWinT
 from ..paddle_fixes.workarounds import pad_bottom_right
-from .common import FrozenStages, check_image, frozen_stage_count, index_blocks
-from .features import feature_entry, stage_indices
+from .common import StagedTransformer, index_blocks
+from .features import feature_entry
 from .registry import register_model
 
 __all__ = ["ConvEmbed", "CSWinStage", "CSWinTransformer", "KEY_MAPS", "cswin_tiny_224",
@@ -70,7 +70,7 @@ class CSWinStage(CSWinT):
         index_blocks(self)
 
 
-class CSWinTransformer(FrozenStages, nn.Layer):
+class CSWinTransformer(StagedTransformer):
     """CSWin Transformer for image classification, for any input size.
 
     Stem (:class:`ConvEmbed`, stride 4 -> ``embed_dim``), then per stage ``i`` a
@@ -121,11 +121,9 @@ class CSWinTransformer(FrozenStages, nn.Layer):
             raise ValueError(f"depths, num_heads and split_sizes need one entry per stage, got "
                              f"{len(depths)}, {len(num_heads)} and {len(split_sizes)}")
         num_stages = len(depths)
-        frozen = frozen_stage_count(frozen_stages, num_stages)
         self.stage1_conv_embed = ConvEmbed(in_channels, embed_dim)
         rates = droppath_schedule(droppath, sum(depths))
-        self.stages: List[CSWinStage] = []
-        self.merges: List[ConvMerge] = []
+        self._stages: List[Tuple[CSWinStage, Optional[ConvMerge]]] = []
         start = 0
         for i, (depth, heads, split) in enumerate(zip(depths, num_heads, split_sizes)):
             dim, last = embed_dim * 2 ** i, i == num_stages - 1
@@ -135,57 +133,23 @@ class CSWinTransformer(FrozenStages, nn.Layer):
                                droppath=rates[start:start + depth], last_stage=last,
                                depth=depth, use_recompute=use_recompute, attention=attention)
             self.add_sublayer(f"stage{i + 1}", stage)
-            self.stages.append(stage)
-            if not last:
-                merge = ConvMerge(dim, 2 * dim)
-                self.add_sublayer(f"merge{i + 1}", merge)
-                self.merges.append(merge)
+            merge = None if last else self.add_sublayer(f"merge{i + 1}", ConvMerge(dim, 2 * dim))
+            self._stages.append((stage, merge))
             start += depth
         self.num_features = embed_dim * 2 ** (num_stages - 1)
         self.norm = layer_norm(self.num_features)
         self.head = linear(self.num_features, self.num_classes)
         self.feature_info = [feature_entry(embed_dim * 2 ** i, 4 * 2 ** i, f"stage{i + 1}")
                              for i in range(num_stages)]
-        if frozen_stages >= 0:
-            self.freeze([self.stage1_conv_embed] + self.stages[:frozen] + self.merges[:frozen])
+        self.freeze_stages(frozen_stages)
 
-    def forward_intermediates(self, x: paddle.Tensor,
-                              indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
-        """Per stage of ``indices`` (default: all), its blocks' output before the merge,
-        NCHW, at strides 4, 8, 16, 32 (``embed_dim * 2**i`` channels); the last stage's is
-        normalised, as in :meth:`forward_features`."""
-        wanted = stage_indices(indices, len(self.stages))
-        check_image(x, self.in_channels, "CSWinTransformer")
-        x = self.stage1_conv_embed(x)
-        maps, last = [], len(self.stages) - 1
-        for i in range(wanted[-1] + 1):
-            x = self.stages[i](x)
-            out = self.norm(x) if i == last else x
-            if i in wanted:
-                maps.append(out.transpose([0, 3, 1, 2]))
-            if i < last:
-                x = self.merges[i](x)
-        return maps
+    def stem(self) -> ConvEmbed:
+        """``stage1_conv_embed``."""
+        return self.stage1_conv_embed
 
-    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
-        """``[B, C, H, W]`` -> the normalised last map ``[B, num_features, H/32, W/32]``
-        (sides rounded up)."""
-        check_image(x, self.in_channels, "CSWinTransformer")
-        x = self.stage1_conv_embed(x)
-        for i, stage in enumerate(self.stages):
-            if i:
-                x = self.merges[i - 1](x)
-            x = stage(x)
-        return self.norm(x).transpose([0, 3, 1, 2])
-
-    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
-        """Features ``[B, C, h, w]`` -> logits (``pre_logits``: pooled ``[B, C]``)."""
-        x = x.mean(axis=[2, 3])
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        """``[B, C, H, W]`` -> logits ``[B, num_classes]``."""
-        return self.forward_head(self.forward_features(x))
+    def stages(self) -> List[Tuple[CSWinStage, Optional[ConvMerge]]]:
+        """``stage{i}`` and ``merge{i}`` after it."""
+        return list(self._stages)
 
 
 def _cswin(num_classes: int, droppath: float, embed_dim: int, depths: Sequence[int],

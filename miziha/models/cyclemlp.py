@@ -3,7 +3,7 @@ from :class:`~miziha.CycleMLPT` stages (ShoufaChen/CycleMLP ``cycle_mlp.py``).""
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import paddle
 import paddle.nn as nn
@@ -12,8 +12,8 @@ from .. import checks
 from ..layers.basic import droppath_schedule, layer_norm, linear
 from ..mixers.cyclemlp import CycleMLPT
 from ..paddle_fixes.workarounds import conv_channels_last
-from .common import FrozenStages, check_image, frozen_stage_count, index_blocks
-from .features import feature_entry, stage_indices
+from .common import StagedTransformer, index_blocks
+from .features import feature_entry
 from .registry import register_model
 
 __all__ = ["CycleNet", "PatchEmbedOverlapping", "Downsample", "cyclemlp_b1", "cyclemlp_b2",
@@ -46,7 +46,7 @@ class Downsample(nn.Layer):
         return conv_channels_last(self.proj, x)
 
 
-class CycleNet(FrozenStages, nn.Layer):
+class CycleNet(StagedTransformer):
     """CycleMLP for image classification, for any input size.
 
     Stem (7x7 stride-4 convolution), then ``network``: one :class:`~miziha.CycleMLPT` per
@@ -102,44 +102,13 @@ class CycleNet(FrozenStages, nn.Layer):
         self.head = linear(self.num_features, self.num_classes)
         self.feature_info = [feature_entry(dim, 4 * 2 ** i, f"network.{2 * i}")
                              for i, dim in enumerate(embed_dims)]
-        frozen = frozen_stage_count(frozen_stages, len(layers))
-        if frozen_stages >= 0:
-            self.freeze([self.patch_embed, *self.network[:2 * frozen]])
+        self.freeze_stages(frozen_stages)
 
-    def forward_intermediates(self, x: paddle.Tensor,
-                              indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
-        """Per stage ``indices`` (default: all), its blocks' output, NCHW, at strides 4, 8,
-        16, 32 (``embed_dims[i]`` channels; sides as in :meth:`forward_features`); the last
-        stage's is normalised, as in :meth:`forward_features`."""
-        wanted = stage_indices(indices, len(self.feature_info))
-        check_image(x, self.in_channels, "CycleNet")
-        x = self.patch_embed(x)
-        maps, last = [], len(self.feature_info) - 1
-        for index, layer in enumerate(self.network[:2 * wanted[-1] + 1]):
-            x = layer(x)
-            stage, is_stage = divmod(index, 2)
-            if is_stage == 0 and stage in wanted:
-                maps.append((self.norm(x) if stage == last else x).transpose([0, 3, 1, 2]))
-        return maps
-
-    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
-        """``[B, C, H, W]`` -> the normalised last map ``[B, num_features, h, w]``, ``h``
-        the stem's ``(H+1)//4`` halved (rounded up) three times (``ceil(H/32)`` when
-        ``H % 4`` is 0 or 3)."""
-        check_image(x, self.in_channels, "CycleNet")
-        x = self.patch_embed(x)
-        for layer in self.network:
-            x = layer(x)
-        return self.norm(x).transpose([0, 3, 1, 2])
-
-    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
-        """Features ``[B, C, h, w]`` -> logits (``pre_logits``: pooled ``[B, C]``)."""
-        x = x.mean(axis=[2, 3])
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        """``[B, C, H, W]`` -> logits ``[B, num_classes]``."""
-        return self.forward_head(self.forward_features(x))
+    def stages(self) -> List[Tuple[CycleMLPT, Optional[Downsample]]]:
+        """``network.{2i}`` and the :class:`Downsample` after it (``network.{2i+1}``)."""
+        mixers, downsamples = self.network[0::2], self.network[1::2]
+        return [(mixer, downsamples[i] if i < len(downsamples) else None)
+                for i, mixer in enumerate(mixers)]
 
 
 #: The official configurations: blocks, channels and MLP ratios per stage.
