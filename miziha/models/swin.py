@@ -145,3 +145,19 @@ def swin_tiny(num_classes: int = 1000, droppath: float = 0.2, **kwargs) -> SwinT
                    window_size=7, droppath=droppath)
     options.update(kwargs)
     return SwinTransformer(num_classes=num_classes, **options)
+
+
+#: Source -> ordered (pattern, replacement) pairs for re.sub, applied to each key of a
+#: checkpoint from that source to give miziha's (= the official) key
+#: (:func:`miziha.weights.load_pretrained`). timm >= 0.9 keeps each stage's patch merging
+#: at the start of the next stage (``layers.{i+1}.downsample``) and wraps the classifier
+#: (``head.fc``); it stores no ``relative_position_index`` / ``attn_mask``. PaddleClas keeps
+#: the official names (Paddle layout); its stage 4 shifts windows where the official code
+#: does not, and miziha keeps the official function.
+KEY_MAPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "timm": ((r"^layers\.1\.downsample\.", "layers.0.downsample."),
+             (r"^layers\.2\.downsample\.", "layers.1.downsample."),
+             (r"^layers\.3\.downsample\.", "layers.2.downsample."),
+             (r"^head\.fc\.", "head.")),
+    "paddleclas": (),
+}
