@@ -175,15 +175,17 @@ def _rename(state: Mapping[str, np.ndarray], pairs: Sequence[Tuple[str, str]],
 def detect_source(model: nn.Layer, state: Mapping[str, np.ndarray], layout: str) -> str:
     """The source whose names fit ``model`` best among those of the file's ``layout``
     (``"torch"``: official or timm; ``"paddle"``: miziha or paddleclas), counting the keys
-    that land on a model key after the source's map; a tie goes to the official names."""
+    that land on a model key after the source's map; a tie goes to the official names
+    (``official`` / ``miziha``: PaddleClas's Swin files, which keep them, read as
+    ``miziha``)."""
     if layout not in SOURCES.values():
         raise ValueError(f"layout must be 'torch' or 'paddle', got {layout!r}")
     key_maps, _ = family_maps(model)
     expected = set(model.state_dict())
     best, best_score = None, -1
-    for source, source_layout in SOURCES.items():
-        if source_layout != layout or (source not in ("official", "miziha")
-                                       and source not in key_maps):
+    plain = [s for s in SOURCES if s in ("official", "miziha")]
+    for source in plain + [s for s in SOURCES if s not in plain]:
+        if SOURCES[source] != layout or (source not in plain and source not in key_maps):
             continue
         names = _rename(state, key_maps.get(source, ()), {}, [])
         if layout == "torch":
