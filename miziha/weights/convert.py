@@ -249,7 +249,8 @@ def convert_state(model: nn.Layer, state: Mapping[str, np.ndarray], layout: str,
                 report.head_skipped.append(name)
                 continue
             else:
-                wrong.append(f"{name}: the model has {want}, the checkpoint {list(value.shape)}")
+                wrong.append(f"{name}: the model has shape {want}, the state dict "
+                             f"{list(value.shape)}")
                 continue
         converted[name] = value
     if wrong:

@@ -270,7 +270,9 @@ def read_torch(path: PathLike) -> Any:
     """
     path = os.fspath(path)
     try:
-        if zipfile.is_zipfile(path):
+        with open(path, "rb") as file:
+            zipped = file.read(2) == b"PK"  # a zip whose end (central directory) may be cut
+        if zipped:
             return _read_torch_zip(path)
         return _read_torch_legacy(path)
     except pickle.UnpicklingError as error:
