@@ -15,21 +15,12 @@ from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 import numpy as np
 import paddle.nn as nn
 
+from .official import DERIVED_BUFFERS, RENAMED_BUFFERS
 from .resize import resize_relative_position_table
 
 __all__ = ["DERIVED_BUFFERS", "RENAMED_BUFFERS", "SOURCES", "LoadReport", "family_maps",
            "apply_key_map", "to_paddle_layout", "linear_weight_names", "head_names",
            "detect_source", "convert_state"]
-
-#: Buffers of the official checkpoints that miziha derives from the input size
-#: (Swin's ``relative_position_index``, ``attn_mask``, PaddleClas's cached
-#: ``relative_position_bias``) or does not keep (BatchNorm's ``num_batches_tracked``):
-#: dropped.
-DERIVED_BUFFERS = ("relative_position_index", "attn_mask", "relative_position_bias",
-                   "num_batches_tracked")
-
-#: PyTorch BatchNorm running statistics -> Paddle's names for them.
-RENAMED_BUFFERS = {"running_mean": "_mean", "running_var": "_variance"}
 
 #: Where weights come from -> the array layout of their files: ``official`` (the design's
 #: own PyTorch code, the names miziha keeps), ``timm`` (timm >= 0.9 names), ``paddleclas``

@@ -1,5 +1,5 @@
-"""Official PyTorch state dicts (already in memory) into miziha networks that keep the
-official names (:class:`~miziha.models.SwinTransformer`, :class:`~miziha.models.HRNet`)."""
+"""Official PyTorch checkpoints into miziha networks that keep the official names
+(:class:`~miziha.models.SwinTransformer`, :class:`~miziha.models.HRNet`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,17 @@ from typing import Dict, Mapping
 import numpy as np
 import paddle.nn as nn
 
-from .convert import convert_state
+__all__ = ["official_to_miziha", "DERIVED_BUFFERS", "RENAMED_BUFFERS"]
 
-__all__ = ["official_to_miziha"]
+#: Buffers of the official checkpoints that miziha derives from the input size
+#: (Swin's ``relative_position_index``, ``attn_mask``; PaddleClas's cached
+#: ``relative_position_bias``) or does not keep (BatchNorm's ``num_batches_tracked``):
+#: dropped.
+DERIVED_BUFFERS = ("relative_position_index", "attn_mask", "relative_position_bias",
+                   "num_batches_tracked")
+
+#: PyTorch BatchNorm running statistics -> Paddle's names for them.
+RENAMED_BUFFERS = {"running_mean": "_mean", "running_var": "_variance"}
 
 
 def official_to_miziha(model: nn.Layer, state: Mapping[str, object]) -> Dict[str, np.ndarray]:
@@ -20,8 +28,8 @@ def official_to_miziha(model: nn.Layer, state: Mapping[str, object]) -> Dict[str
 
     Linear weights are transposed (PyTorch stores ``[out, in]``, Paddle ``[in, out]``);
     BatchNorm's ``running_mean`` / ``running_var`` become ``_mean`` / ``_variance``; the
-    derived buffers (:data:`~miziha.weights.convert.DERIVED_BUFFERS`) are dropped; relative
-    position tables of another window size are resized. Conv weights keep their layout.
+    buffers of :data:`DERIVED_BUFFERS` are dropped; relative position tables of another
+    window size are resized. Conv weights keep their layout.
 
     Args:
         model: the miziha model the weights are for (it says which tensors are Linear).
@@ -34,6 +42,7 @@ def official_to_miziha(model: nn.Layer, state: Mapping[str, object]) -> Dict[str
     Raises:
         ValueError: names missing or unexpected, or a shape that does not fit.
     """
+    from .convert import convert_state  # convert builds on the constants above
     arrays = {name: np.asarray(value) for name, value in state.items()}
     converted, _ = convert_state(model, arrays, "torch", source="official", strict=True,
                                  skip_head=False)
