@@ -424,6 +424,7 @@ def _paddleclas_fuse_pairs() -> tuple:
 #: and wraps each conv and BN in ``ConvBNLayer`` (``.conv`` / ``.bn``); its modules always
 #: have 4 blocks a branch, as ``hrnet_w18``. timm keeps the official names.
 KEY_MAPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "timm": (),
     "paddleclas": (
         (r"^conv_layer1_1\.conv\.", "conv1."), (r"^conv_layer1_1\.bn\.", "bn1."),
         (r"^conv_layer1_2\.conv\.", "conv2."), (r"^conv_layer1_2\.bn\.", "bn2."),
