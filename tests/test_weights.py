@@ -6,8 +6,8 @@ line.
 Test data in tests/data/weights/, each made once (the scripts are not committed):
 - ``swin_tiny_official.pth`` / ``_legacy.pth``: ``torch.save({"model": state_dict})`` (zip,
   and ``_use_new_zipfile_serialization=False``) of the official Swin code's
-  ``SwinTransformer(img_size=32, num_classes=5, embed_dim=8, depths=[2, 2],
-  num_heads=[2, 4], window_size=2)`` (torch 2.13, seed 0; biases, norms and tables
+  ``SwinTransformer(img_size=32, num_classes=3, embed_dim=4, depths=[2, 2],
+  num_heads=[1, 2], window_size=2)`` (torch 2.13, seed 0; biases, norms and tables
   randomised); ``swin_tiny_official_logits.json``: its eval logits on
   ``default_rng(0).standard_normal((2, 3, 32, 32))``, and PyTorch's bicubic resize of
   ``layers.0.blocks.0``'s table to window 4 as the official ``load_pretrained`` does it.
@@ -17,7 +17,7 @@ Test data in tests/data/weights/, each made once (the scripts are not committed)
 - ``swin_tiny_paddleclas.pdparams`` and ``_logits.json``: PaddleClas's own
   ``SwinTransformer`` (ppcls legendary_models, same tiny config, Paddle 3.3.1) saved with
   ``paddle.save``, and its eval logits on the same input.
-- ``hrnet_w18_paddleclas.json``: PaddleClas's ``HRNet_W18_C(class_num=7)`` state-dict names
+- ``hrnet_w18_paddleclas.json.gz``: PaddleClas's ``HRNet_W18_C(class_num=7)`` state-dict names
   and shapes, and its eval logits on ``default_rng(1).standard_normal((1, 3, 64, 64))``
   with the weights :func:`_seeded` gives each name.
 - ``views.pth`` / ``views_legacy.pth``: tensors that are transposed and sliced views,
@@ -25,6 +25,7 @@ Test data in tests/data/weights/, each made once (the scripts are not committed)
 - ``forbidden_global.pth``: a pickle calling ``os.system`` (written by hand).
 """
 
+import gzip
 import json
 import os
 import pickle
@@ -41,9 +42,9 @@ from miziha.weights.cli import main as cli_main
 from miziha.weights.convert import convert_state
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "weights")
-TINY = dict(embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=2, num_classes=5)
-TINY_OPTIONS = ["--option", "embed_dim=8", "--option", "depths=[2,2]",
-                "--option", "num_heads=[2,4]"]
+TINY = dict(embed_dim=4, depths=(2, 2), num_heads=(1, 2), window_size=2, num_classes=3)
+TINY_OPTIONS = ["--option", "embed_dim=4", "--option", "depths=[2,2]",
+                "--option", "num_heads=[1,2]"]
 
 
 def _path(name: str) -> str:
@@ -130,7 +131,8 @@ def _seeded(name: str, shape) -> np.ndarray:
 
 
 def test_paddleclas_hrnet_maps_onto_hrnet_w18_with_filled_biases(tmp_path):
-    data = _json("hrnet_w18_paddleclas.json")
+    with gzip.open(_path("hrnet_w18_paddleclas.json.gz"), "rt") as file:
+        data = json.load(file)
     path = str(tmp_path / "HRNet_W18_C.pdparams")
     paddle.save({name: _seeded(name, shape) for name, shape in data["shapes"].items()}, path)
     model = miziha.create_model("hrnet_w18", num_classes=7)
@@ -219,7 +221,7 @@ def test_shape_that_does_not_fit_is_named_and_nothing_is_loaded():
     before = _arrays(model)
     with pytest.raises(ValueError, match=r"layers\.0\.blocks\.0\.attn\.relative_position_bias"
                                          r"_table: the model has shape \[9, 4\], the state "
-                                         r"dict \[9, 2\]"):
+                                         r"dict \[9, 1\]"):
         load_pretrained(model, _path("swin_tiny_official.pth"))
     with pytest.raises(ValueError, match=r"patch_embed\.proj\.weight: the model has shape "
                                          r"\[16, 3, 4, 4\]"):
@@ -284,7 +286,7 @@ def test_window_change_resizes_tables_as_the_official_code():
     tables = [f"layers.{i}.blocks.{j}.attn.relative_position_bias_table"
               for i in (0, 1) for j in (0, 1)]
     assert sorted(report.resized) == tables and not report.missing and not report.head_skipped
-    assert report.resized[tables[0]] == ([9, 2], [49, 2])
+    assert report.resized[tables[0]] == ([9, 1], [49, 1])
     state = read_checkpoint(_path("swin_tiny_official.pth")).state
     for name in tables:
         table = state[name].astype(np.float64)
@@ -297,7 +299,7 @@ def test_window_change_resizes_tables_as_the_official_code():
 
 def test_other_classes_leave_the_head_at_its_initialisation():
     paddle.seed(5)
-    model = _tiny_swin(num_classes=3)
+    model = _tiny_swin(num_classes=4)
     head = _arrays(model)
     report = load_pretrained(model, _path("swin_tiny_official.pth"))
     assert report.head_skipped == ["head.bias", "head.weight"]
@@ -329,7 +331,7 @@ def test_create_model_pretrained_errors():
 def test_command_line_converts_and_the_file_loads_strictly(tmp_path, capsys):
     out = str(tmp_path / "converted.pdparams")
     status = cli_main(["convert", _path("swin_tiny_official.pth"), "--model", "swin_tiny",
-                       "-o", out, "--window-size", "2", "--num-classes", "5", *TINY_OPTIONS])
+                       "-o", out, "--window-size", "2", "--num-classes", "3", *TINY_OPTIONS])
     printed = capsys.readouterr().out
     assert status == 0 and "official names" in printed and "missing       0" in printed
     model = _tiny_swin()
@@ -339,7 +341,7 @@ def test_command_line_converts_and_the_file_loads_strictly(tmp_path, capsys):
                                rtol=1e-5, atol=1e-5)
     resized = str(tmp_path / "w4.pdparams")
     assert cli_main(["convert", _path("swin_tiny_timm.safetensors"), "--model", "swin_tiny",
-                     "-o", resized, "--window-size", "4", "--num-classes", "5",
+                     "-o", resized, "--window-size", "4", "--num-classes", "3",
                      *TINY_OPTIONS]) == 0
     assert "resized       4" in capsys.readouterr().out
     load_pretrained(_tiny_swin(window_size=4), resized, strict=True)
