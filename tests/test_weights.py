@@ -250,6 +250,9 @@ def test_strict_refuses_missing_keys_and_non_strict_reports_them():
 def test_wrong_source_and_unknown_source():
     with pytest.raises(ValueError, match=r"missing \[.*head\.weight"):
         load_pretrained(_tiny_swin(), _path("swin_tiny_timm.safetensors"), source="official")
+    with pytest.raises(ValueError, match="'paddleclas' weights have the paddle layout, this "
+                                         "file the torch layout"):
+        load_pretrained(_tiny_swin(), _path("swin_tiny_official.pth"), source="paddleclas")
     with pytest.raises(ValueError, match="source must be one of"):
         load_pretrained(_tiny_swin(), _path("swin_tiny_timm.safetensors"), source="hub")
     unet = miziha.create_model("unet", num_classes=3)  # a family without KEY_MAPS

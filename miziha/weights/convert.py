@@ -207,8 +207,8 @@ def convert_state(model: nn.Layer, state: Mapping[str, np.ndarray], layout: str,
     Returns: the arrays, and the :class:`LoadReport`.
 
     Raises:
-        ValueError: an unknown source, a shape that does not fit (named), or (strict)
-            missing or unexpected keys.
+        ValueError: an unknown source or one of another layout, a shape that does not fit
+            (named), or (strict) missing or unexpected keys.
     """
     report = report or LoadReport(format="dict")
     report.model = type(model).__name__
@@ -216,6 +216,10 @@ def convert_state(model: nn.Layer, state: Mapping[str, np.ndarray], layout: str,
         source = detect_source(model, state, layout)
     if source not in SOURCES:
         raise ValueError(f"source must be one of {sorted(SOURCES)}, got {source!r}")
+    if SOURCES[source] != layout:
+        raise ValueError(f"{source!r} weights have the {SOURCES[source]} layout, this file "
+                         f"the {layout} layout (sources of {layout} files: "
+                         f"{sorted(s for s, l in SOURCES.items() if l == layout)})")
     key_maps, zero_fills = family_maps(model)
     if source not in ("official", "miziha") and source not in key_maps:
         raise ValueError(f"{report.model} has no key map for {source!r} weights (it has: "

@@ -13,7 +13,6 @@ import collections
 import io
 import os
 import pickle
-import struct
 import zipfile
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
@@ -277,8 +276,7 @@ def read_torch(path: PathLike) -> Any:
         return _read_torch_legacy(path)
     except pickle.UnpicklingError as error:
         raise ValueError(f"{path}: {error}") from error
-    except (EOFError, IndexError, KeyError, TypeError, AttributeError,
-            struct.error) as error:
+    except (EOFError, IndexError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path}: truncated or not a PyTorch checkpoint "
                          f"({type(error).__name__}: {error})") from error
 
@@ -307,8 +305,7 @@ def read_paddle(path: PathLike) -> Dict[str, np.ndarray]:
             state = _unpickle(file)
     except pickle.UnpicklingError as error:
         raise ValueError(f"{path}: {error}") from error
-    except (EOFError, IndexError, KeyError, TypeError, AttributeError, ValueError,
-            struct.error) as error:
+    except (EOFError, IndexError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path}: truncated or not a Paddle checkpoint "
                          f"({type(error).__name__}: {error})") from error
     if not isinstance(state, Mapping):
