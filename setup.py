@@ -21,7 +21,8 @@ setup(
     packages=find_packages(include=["miziha", "miziha.*"]),
     python_requires=">=3.9",
     # Paddle is an extra, as in Paddle's own libraries: pick the CPU or the GPU build.
-    install_requires=["numpy"],
+    # safetensors: timm's hub files (tiny, no dependencies); read through its NumPy API.
+    install_requires=["numpy", "safetensors>=0.3"],
     extras_require={
         "cpu": ["paddlepaddle>=3.0"],
         "gpu": ["paddlepaddle-gpu>=3.0"],

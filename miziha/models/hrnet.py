@@ -397,3 +397,56 @@ hrnet_w18_small_v2_seg = HRNET_BUILDERS["hrnet_w18_small_v2_seg"]
 hrnet_w18_seg = HRNET_BUILDERS["hrnet_w18_seg"]
 swin_hrnet_w18_small_v2 = HRNET_BUILDERS["swin_hrnet_w18_small_v2"]
 swin_hrnet_w18_small_v2_seg = HRNET_BUILDERS["swin_hrnet_w18_small_v2_seg"]
+
+
+def _paddleclas_fuse_pairs() -> tuple:
+    """PaddleClas's ``st{s}...fuse_func.residual_func_list.{n}`` (one flat list per module,
+    in the order its forward walks them) -> the official ``fuse_layers.{i}.{j}[.{k}]``."""
+    pairs = []
+    for stage in (2, 3, 4):
+        index = 0
+        for i in range(stage):
+            for j in range(stage):
+                targets = [f"{i}.{j}"] if j > i else \
+                    [f"{i}.{j}.{k}" for k in range(i - j)] if j < i else []
+                for target in targets:
+                    pairs.append((rf"^st{stage}\.stage_func_list\.(\d+)\.fuse_func\."
+                                  rf"residual_func_list\.{index}\.",
+                                  rf"stage{stage}.\1.fuse_layers.{target}."))
+                    index += 1
+    return tuple(pairs)
+
+
+#: Source -> ordered (pattern, replacement) pairs for re.sub, applied to each key of a
+#: checkpoint from that source to give miziha's (= the official) key
+#: (:func:`miziha.weights.load_pretrained`). PaddleClas (``legendary_models/hrnet.py``,
+#: ``HRNet_W{18..64}_C``) names its layers ``conv_layer1_1``, ``conv_tr1_1``, ``st2`` ...
+#: and wraps each conv and BN in ``ConvBNLayer`` (``.conv`` / ``.bn``); its modules always
+#: have 4 blocks a branch, as ``hrnet_w18``. timm keeps the official names.
+KEY_MAPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "timm": (),
+    "paddleclas": (
+        (r"^conv_layer1_1\.conv\.", "conv1."), (r"^conv_layer1_1\.bn\.", "bn1."),
+        (r"^conv_layer1_2\.conv\.", "conv2."), (r"^conv_layer1_2\.bn\.", "bn2."),
+        (r"^conv_tr1_1\.", "transition1.0."), (r"^conv_tr1_2\.", "transition1.1.0."),
+        (r"^conv_tr2\.", "transition2.2.0."), (r"^conv_tr3\.", "transition3.3.0."),
+        (r"^st(\d)\.stage_func_list\.(\d+)\.basic_block_list\.", r"stage\1.\2.branches."),
+        *_paddleclas_fuse_pairs(),
+        (r"^last_cls\.func_list\.(\d+)\.", r"incre_modules.\1.0."),
+        (r"^cls_head_conv_list\.(\d+)\.conv\.", r"downsamp_modules.\1.0."),
+        (r"^cls_head_conv_list\.(\d+)\.bn\.", r"downsamp_modules.\1.1."),
+        (r"^conv_last\.conv\.", "final_layer.0."), (r"^conv_last\.bn\.", "final_layer.1."),
+        (r"^fc\.", "classifier."),
+        (r"\.conv_down\.conv\.", ".downsample.0."), (r"\.conv_down\.bn\.", ".downsample.1."),
+        (r"\.conv(\d)\.conv\.", r".conv\1."), (r"\.conv(\d)\.bn\.", r".bn\1."),
+        (r"\.conv\.", ".0."), (r"\.bn\.", ".1."),
+    ),
+}
+
+#: Source -> patterns of model keys that source does not have, loaded as zeros: PaddleClas's
+#: ``downsamp_modules`` and ``final_layer`` convs have no bias (21,295,164 parameters for
+#: W18 against the official 21,299,004); a BatchNorm follows each, so zeros give the same
+#: function.
+ZERO_FILLS: dict[str, tuple[str, ...]] = {
+    "paddleclas": (r"^downsamp_modules\.\d+\.0\.bias$", r"^final_layer\.0\.bias$"),
+}

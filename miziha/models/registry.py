@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import os
 import typing
 from types import MappingProxyType
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import paddle.nn as nn
 
@@ -83,10 +84,17 @@ def model_options(name: str) -> List[str]:
     return sorted(set(names))
 
 
-def create_model(name: str, features_only: bool = False,
-                 out_indices: Optional[Sequence[int]] = None, **kwargs) -> nn.Layer:
+def create_model(name: str, pretrained: Optional[Union[str, "os.PathLike[str]"]] = None,
+                 features_only: bool = False, out_indices: Optional[Sequence[int]] = None,
+                 **kwargs) -> nn.Layer:
     """Build the network registered as ``name`` with ``kwargs`` (``num_classes``, and the
     network's own options).
+
+    ``pretrained`` (a weights file, any format and source
+    :func:`miziha.weights.load_pretrained` reads) is loaded strictly after building: another
+    ``num_classes`` leaves the classifier at its initialisation, another window size
+    resizes the relative position tables; the :class:`~miziha.weights.LoadReport` is kept
+    as ``model.pretrained_report``.
 
     ``features_only=True`` returns its multi-scale backbone instead
     (:class:`~miziha.models.features.FeatureExtractor`): ``forward(x)`` gives the maps of
@@ -94,6 +102,8 @@ def create_model(name: str, features_only: bool = False,
 
     Raises:
         ValueError: no network has that name (the message lists them).
+        ValueError: a ``pretrained`` file that is no checkpoint or does not fit.
+        FileNotFoundError: no ``pretrained`` file there.
         TypeError: an option the network does not take (the message lists those it takes,
             :func:`model_options`), or ``features_only`` for a network without multi-scale
             features.
@@ -106,6 +116,10 @@ def create_model(name: str, features_only: bool = False,
         raise TypeError(f"{name} got unknown option(s) {', '.join(map(repr, unknown))}; it "
                         f"accepts {', '.join(accepted)}")
     model = _BUILDERS[name](**kwargs)
+    if pretrained is not None:
+        # Imported here: weights/ builds on models/, never the reverse at import time.
+        from ..weights.load import load_pretrained
+        model.pretrained_report = load_pretrained(model, pretrained)
     if not features_only:
         if out_indices is not None:
             raise ValueError("out_indices goes with features_only=True")

@@ -30,9 +30,12 @@ __all__ = ["PatchEmbed", "SwinTransformer", "KEY_MAPS", "swin_tiny_patch4_window
            "swin_large_patch4_window12_384"]
 
 #: Source -> ordered (pattern, replacement) pairs for re.sub, applied to each key of a
-#: checkpoint from that source to give miziha's (= the official) key. timm >= 0.9 puts each
-#: patch merging at the start of the next stage and the classifier in ``head.fc``;
-#: PaddleClas keeps the official names.
+#: checkpoint from that source to give miziha's (= the official) key
+#: (:func:`miziha.weights.load_pretrained`). timm >= 0.9 keeps each stage's patch merging
+#: at the start of the next stage (``layers.{i+1}.downsample``) and wraps the classifier
+#: (``head.fc``); it stores no ``relative_position_index`` / ``attn_mask``. PaddleClas keeps
+#: the official names (Paddle layout); its stage 4 shifts windows where the official code
+#: does not, and miziha keeps the official function.
 KEY_MAPS: Dict[str, Tuple[Tuple[str, str], ...]] = {
     "timm": ((r"^layers\.1\.downsample\.", "layers.0.downsample."),
              (r"^layers\.2\.downsample\.", "layers.1.downsample."),

@@ -12,10 +12,11 @@ import paddle.nn as nn
 __all__ = ["official_to_miziha", "DERIVED_BUFFERS", "RENAMED_BUFFERS"]
 
 #: Buffers of the official checkpoints that miziha derives from the input size
-#: (Swin's ``relative_position_index``, ``attn_mask``) or from the channels (CycleMLP's
-#: fixed Cycle FC ``offset``), or does not keep (BatchNorm's ``num_batches_tracked``):
-#: dropped.
-DERIVED_BUFFERS = ("relative_position_index", "attn_mask", "offset", "num_batches_tracked")
+#: (Swin's ``relative_position_index``, ``attn_mask``; PaddleClas's cached
+#: ``relative_position_bias``) or from the channels (CycleMLP's fixed Cycle FC ``offset``),
+#: or does not keep (BatchNorm's ``num_batches_tracked``): dropped.
+DERIVED_BUFFERS = ("relative_position_index", "attn_mask", "relative_position_bias", "offset",
+                   "num_batches_tracked")
 
 #: PyTorch BatchNorm running statistics -> Paddle's names for them.
 RENAMED_BUFFERS = {"running_mean": "_mean", "running_var": "_variance"}
@@ -23,44 +24,27 @@ RENAMED_BUFFERS = {"running_mean": "_mean", "running_var": "_variance"}
 
 def official_to_miziha(model: nn.Layer, state: Mapping[str, object]) -> Dict[str, np.ndarray]:
     """Convert an official PyTorch state dict for ``model.set_state_dict``, when ``model``
-    has the official parameter names.
+    has the official parameter names (the ``"official"`` source of
+    :func:`~miziha.weights.convert.convert_state`, strict, classifier included).
 
     Linear weights are transposed (PyTorch stores ``[out, in]``, Paddle ``[in, out]``);
     BatchNorm's ``running_mean`` / ``running_var`` become ``_mean`` / ``_variance``; the
-    buffers of :data:`DERIVED_BUFFERS` are dropped. Conv weights keep their layout.
+    buffers of :data:`DERIVED_BUFFERS` are dropped; relative position tables of another
+    window size are resized. Conv weights keep their layout.
 
     Args:
         model: the miziha model the weights are for (it says which tensors are Linear).
         state: official names -> arrays (``torch_state[k].numpy()``, or anything
             ``np.asarray`` takes).
 
-    Returns: names -> float32 arrays, every entry of ``model.state_dict()`` exactly once.
+    Returns: names -> arrays in the model's dtypes, every entry of ``model.state_dict()``
+    exactly once.
 
     Raises:
         ValueError: names missing or unexpected, or a shape that does not fit.
     """
-    linear_weights = {f"{name}.weight" for name, layer in model.named_sublayers()
-                      if isinstance(layer, nn.Linear)}
-    expected = model.state_dict()
-    converted = {}
-    for name, value in state.items():
-        prefix, _, leaf = name.rpartition(".")
-        if leaf in DERIVED_BUFFERS:
-            continue
-        if leaf in RENAMED_BUFFERS:
-            name = f"{prefix}.{RENAMED_BUFFERS[leaf]}" if prefix else RENAMED_BUFFERS[leaf]
-        array = np.asarray(value, dtype=np.float32)
-        converted[name] = array.T if name in linear_weights else array
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    if missing or unexpected:
-        raise ValueError(f"state dict does not fit the model: missing {missing[:5]}"
-                         f"{'...' if len(missing) > 5 else ''} ({len(missing)}), unexpected "
-                         f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''} "
-                         f"({len(unexpected)})")
-    for name, array in converted.items():
-        if list(array.shape) != list(expected[name].shape):
-            raise ValueError(f"{name}: the model has shape {list(expected[name].shape)}, the "
-                             f"state dict {list(array.shape)} (after transposing Linear "
-                             f"weights)")
+    from .convert import convert_state  # convert builds on the constants above
+    arrays = {name: np.asarray(value) for name, value in state.items()}
+    converted, _ = convert_state(model, arrays, "torch", source="official", strict=True,
+                                 skip_head=False)
     return converted

@@ -1,0 +1,370 @@
+"""miziha.weights: readers (torch.save zip and legacy layouts, safetensors, .pdparams)
+without PyTorch, the refused globals, source detection and key maps (official, timm,
+PaddleClas), the window-table resize, the head of other classes, strictness, the command
+line.
+
+Test data in tests/data/weights/, each made once (the scripts are not committed):
+- ``swin_tiny_official.pth`` / ``_legacy.pth``: ``torch.save({"model": state_dict})`` (zip,
+  and ``_use_new_zipfile_serialization=False``) of the official Swin code's
+  ``SwinTransformer(img_size=32, num_classes=3, embed_dim=4, depths=[2, 2],
+  num_heads=[1, 2], window_size=2)`` (torch 2.13, seed 0; biases, norms and tables
+  randomised); ``swin_tiny_official_logits.json``: its eval logits on
+  ``default_rng(0).standard_normal((2, 3, 32, 32))``, and PyTorch's bicubic resize of
+  ``layers.0.blocks.0``'s table to window 4 as the official ``load_pretrained`` does it.
+- ``swin_tiny_timm.safetensors``: the same state dict under timm's names (timm's
+  ``checkpoint_filter_fn``: ``layers.N.downsample`` -> ``layers.N+1.downsample``,
+  ``head`` -> ``head.fc``, no index/mask buffers), ``safetensors.torch.save_file``.
+- ``swin_tiny_paddleclas.pdparams`` and ``_logits.json``: PaddleClas's own
+  ``SwinTransformer`` (ppcls legendary_models, same tiny config, Paddle 3.3.1) saved with
+  ``paddle.save``, and its eval logits on the same input.
+- ``hrnet_w18_paddleclas.json.gz``: PaddleClas's ``HRNet_W18_C(class_num=7)`` state-dict names
+  and shapes, and its eval logits on ``default_rng(1).standard_normal((1, 3, 64, 64))``
+  with the weights :func:`_seeded` gives each name.
+- ``views.pth`` / ``views_legacy.pth``: tensors that are transposed and sliced views,
+  float16, bfloat16, int64, a Parameter, a scalar, under ``{"state_dict": ...}``.
+- ``forbidden_global.pth``: a pickle calling ``os.system`` (written by hand).
+"""
+
+import gzip
+import json
+import os
+import pickle
+import zipfile
+import zlib
+
+import numpy as np
+import paddle
+import pytest
+
+import miziha
+from miziha.weights import load_pretrained, read_checkpoint
+from miziha.weights.cli import main as cli_main
+from miziha.weights.convert import convert_state
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "weights")
+TINY = dict(embed_dim=4, depths=(2, 2), num_heads=(1, 2), window_size=2, num_classes=3)
+TINY_OPTIONS = ["--option", "embed_dim=4", "--option", "depths=[2,2]",
+                "--option", "num_heads=[1,2]"]
+
+
+def _path(name: str) -> str:
+    return os.path.join(DATA, name)
+
+
+def _json(name: str) -> dict:
+    with open(_path(name)) as file:
+        return json.load(file)
+
+
+def _tiny_swin(**changes) -> miziha.models.SwinTransformer:
+    model = miziha.create_model("swin_tiny_patch4_window7_224", **{**TINY, **changes})
+    model.eval()
+    return model
+
+
+def _logits(model: paddle.nn.Layer, seed: int, shape) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    with paddle.no_grad():
+        return model(paddle.to_tensor(x)).numpy()
+
+
+def _arrays(model: paddle.nn.Layer) -> dict:
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+
+OFFICIAL = _json("swin_tiny_official_logits.json")
+
+
+@pytest.mark.parametrize("name, fmt, source", [
+    ("swin_tiny_official.pth", "torch-zip", "official"),
+    ("swin_tiny_official_legacy.pth", "torch-legacy", "official"),
+    ("swin_tiny_timm.safetensors", "safetensors", "timm")])
+def test_each_reader_gives_the_official_logits(name, fmt, source):
+    model = _tiny_swin()
+    report = load_pretrained(model, _path(name))
+    assert (report.format, report.source) == (fmt, source)
+    assert len(report.loaded) == len(model.state_dict())
+    assert not (report.missing or report.unexpected or report.resized or report.filled
+                or report.head_skipped)
+    np.testing.assert_allclose(_logits(model, 0, (2, 3, 32, 32)), OFFICIAL["logits"],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_official_file_drops_derived_buffers_and_timm_names_are_renamed():
+    official = load_pretrained(_tiny_swin(), _path("swin_tiny_official.pth"))
+    # 4 blocks' relative_position_index + the 2 shifted blocks' attn_mask (stage 2 is 4x4 >
+    # window 2; stage 1 8x8 too)
+    assert sorted(official.dropped) == sorted(
+        [f"layers.{i}.blocks.{j}.attn.relative_position_index" for i in (0, 1) for j in (0, 1)]
+        + ["layers.0.blocks.1.attn_mask", "layers.1.blocks.1.attn_mask"])
+    timm = load_pretrained(_tiny_swin(), _path("swin_tiny_timm.safetensors"))
+    assert timm.renamed == {"head.fc.weight": "head.weight", "head.fc.bias": "head.bias",
+                            "layers.1.downsample.norm.weight": "layers.0.downsample.norm.weight",
+                            "layers.1.downsample.norm.bias": "layers.0.downsample.norm.bias",
+                            "layers.1.downsample.reduction.weight":
+                                "layers.0.downsample.reduction.weight"}
+    text = str(timm)
+    assert "timm names" in text and "head.fc.bias -> head.bias" in text and "missing       0" in text
+
+
+def test_paddleclas_swin_pdparams_gives_paddleclas_logits():
+    model = _tiny_swin()
+    report = load_pretrained(model, _path("swin_tiny_paddleclas.pdparams"), source="paddleclas")
+    assert report.format == "paddle" and not report.missing and not report.unexpected
+    reference = _json("swin_tiny_paddleclas_logits.json")
+    np.testing.assert_allclose(_logits(model, 0, (2, 3, 32, 32)), reference["logits"],
+                               rtol=1e-5, atol=1e-5)
+    # Detection reads PaddleClas's Swin (official names, Paddle layout) as miziha's own.
+    assert load_pretrained(_tiny_swin(), _path("swin_tiny_paddleclas.pdparams")).source == "miziha"
+
+
+def _seeded(name: str, shape) -> np.ndarray:
+    """The weights the HRNet data was made with: seeded by the name's CRC32."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    if name.endswith("_variance"):
+        return rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    if len(shape) == 1:
+        base = 1.0 if name.endswith(".weight") and "fc" not in name else 0.0
+        return (base + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+    fan_in = int(np.prod(shape[1:])) if len(shape) == 4 else shape[0]
+    return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+
+def test_paddleclas_hrnet_maps_onto_hrnet_w18_with_filled_biases(tmp_path):
+    with gzip.open(_path("hrnet_w18_paddleclas.json.gz"), "rt") as file:
+        data = json.load(file)
+    path = str(tmp_path / "HRNet_W18_C.pdparams")
+    paddle.save({name: _seeded(name, shape) for name, shape in data["shapes"].items()}, path)
+    model = miziha.create_model("hrnet_w18", num_classes=7)
+    model.eval()
+    report = load_pretrained(model, path)
+    assert report.source == "paddleclas" and not report.missing and not report.unexpected
+    assert report.filled == ["downsamp_modules.0.0.bias", "downsamp_modules.1.0.bias",
+                             "downsamp_modules.2.0.bias", "final_layer.0.bias"]
+    # the biases PaddleClas lacks: 21,299,004 - 21,295,164 parameters
+    assert sum(int(np.prod(model.state_dict()[k].shape)) for k in report.filled) == 3840
+    assert all(not model.state_dict()[k].numpy().any() for k in report.filled)
+    logits, reference = _logits(model, 1, (1, 3, 64, 64)), np.array(data["logits"])
+    np.testing.assert_allclose(logits, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("name", ["views.pth", "views_legacy.pth"])
+def test_torch_reader_views_dtypes_and_wrappers(name):
+    checkpoint = read_checkpoint(_path(name))
+    state = checkpoint.state
+    base = np.arange(24, dtype=np.float32).reshape(4, 6)
+    np.testing.assert_array_equal(state["transposed"], base.T)
+    np.testing.assert_array_equal(state["sliced"], base[1:3, 2:5])
+    assert state["half"].dtype == np.float16 and state["half"].tolist() == [1.5, -2.0]
+    assert state["bf16"].dtype == np.float32 and state["bf16"].tolist() == [1.5, -2.0, 3.0]
+    assert state["long"].dtype == np.int64 and state["long"].tolist() == [7, -8]
+    np.testing.assert_array_equal(state["param"], np.ones((2, 3), np.float32))
+    assert state["scalar"].shape == () and float(state["scalar"]) == 3.0
+
+
+def test_wrappers_prefer_ema_and_strip_module_prefix(tmp_path):
+    path = str(tmp_path / "wrapped.pdparams")
+    plain, ema = np.zeros(2, np.float32), np.ones(2, np.float32)
+    paddle.save({"state_dict": {"module.w": plain}, "state_dict_ema": {"module.w": ema},
+                 "epoch": 3}, path)
+    np.testing.assert_array_equal(read_checkpoint(path).state["w"], ema)
+    np.testing.assert_array_equal(read_checkpoint(path, ema=False).state["w"], plain)
+
+
+def _forbidden_zip(tmp_path) -> str:
+    with open(_path("forbidden_global.pth"), "rb") as file:
+        payload = file.read()
+    path = str(tmp_path / "forbidden_zip.pth")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", payload)
+    return path
+
+
+def test_forbidden_global_is_refused_and_nothing_runs(tmp_path, monkeypatch):
+    mark = tmp_path / "ran"
+    monkeypatch.setenv("MIZIHA_FORBIDDEN_MARK", str(mark))
+    for path in (_path("forbidden_global.pth"), _forbidden_zip(tmp_path)):
+        with pytest.raises(ValueError, match=r"refused global os\.system"):
+            read_checkpoint(path)
+        with pytest.raises(ValueError, match=r"refused global os\.system"):
+            load_pretrained(_tiny_swin(), path)
+    assert not mark.exists()
+    # The fixture is live: Python's own pickle runs it.
+    with open(_path("forbidden_global.pth"), "rb") as file:
+        pickle.load(file)
+    assert mark.exists()
+
+
+def test_bad_files_give_clear_errors_and_leave_the_model(tmp_path):
+    model = _tiny_swin()
+    before = _arrays(model)
+    text = tmp_path / "notes.txt"
+    text.write_text("not weights")
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        load_pretrained(model, str(text))
+    with pytest.raises(FileNotFoundError, match="no checkpoint file"):
+        load_pretrained(model, str(tmp_path / "absent.pth"))
+    for name in ("swin_tiny_official.pth", "swin_tiny_official_legacy.pth",
+                 "swin_tiny_timm.safetensors"):
+        with open(_path(name), "rb") as file:
+            data = file.read()
+        cut = tmp_path / f"cut_{name}"
+        cut.write_bytes(data[:len(data) // 2])
+        with pytest.raises(ValueError, match="truncated|corrupt|not a readable"):
+            load_pretrained(model, str(cut))
+    for name, value in _arrays(model).items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_shape_that_does_not_fit_is_named_and_nothing_is_loaded():
+    model = _tiny_swin(num_heads=(4, 4))
+    before = _arrays(model)
+    with pytest.raises(ValueError, match=r"layers\.0\.blocks\.0\.attn\.relative_position_bias"
+                                         r"_table: the model has shape \[9, 4\], the state "
+                                         r"dict \[9, 1\]"):
+        load_pretrained(model, _path("swin_tiny_official.pth"))
+    with pytest.raises(ValueError, match=r"patch_embed\.proj\.weight: the model has shape "
+                                         r"\[16, 3, 4, 4\]"):
+        load_pretrained(_tiny_swin(embed_dim=16), _path("swin_tiny_official.pth"))
+    for name, value in _arrays(model).items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_strict_refuses_missing_keys_and_non_strict_reports_them():
+    model = _tiny_swin(depths=(2, 4))
+    before = _arrays(model)
+    with pytest.raises(ValueError, match=r"missing \['layers\.1\.blocks\.2\."):
+        load_pretrained(model, _path("swin_tiny_official.pth"))
+    for name, value in _arrays(model).items():
+        np.testing.assert_array_equal(value, before[name])
+    report = load_pretrained(model, _path("swin_tiny_official.pth"), strict=False)
+    assert report.missing and not report.unexpected
+    assert all(k.startswith(("layers.1.blocks.2.", "layers.1.blocks.3.")) for k in report.missing)
+    for name in report.missing:
+        np.testing.assert_array_equal(model.state_dict()[name].numpy(), before[name])
+    np.testing.assert_array_equal(model.state_dict()["patch_embed.proj.weight"].numpy(),
+                                  read_checkpoint(_path("swin_tiny_official.pth"))
+                                  .state["patch_embed.proj.weight"])
+
+
+def test_wrong_source_and_unknown_source():
+    with pytest.raises(ValueError, match=r"missing \[.*head\.weight"):
+        load_pretrained(_tiny_swin(), _path("swin_tiny_timm.safetensors"), source="official")
+    with pytest.raises(ValueError, match="'paddleclas' weights have the paddle layout, this "
+                                         "file the torch layout"):
+        load_pretrained(_tiny_swin(), _path("swin_tiny_official.pth"), source="paddleclas")
+    with pytest.raises(ValueError, match="source must be one of"):
+        load_pretrained(_tiny_swin(), _path("swin_tiny_timm.safetensors"), source="hub")
+    unet = miziha.create_model("unet", num_classes=3)  # a family without KEY_MAPS
+    with pytest.raises(ValueError, match="UNet has no key map for 'timm' weights"):
+        load_pretrained(unet, _path("swin_tiny_timm.safetensors"), source="timm")
+
+
+def _bicubic_reference(grid: np.ndarray, size: int) -> np.ndarray:
+    """PyTorch's bicubic (A = -0.75, align_corners=False, border clamp), one output pixel
+    at a time in float64: ``[S, S] -> [size, size]``."""
+    def kernel(x):
+        x, a = abs(x), -0.75
+        if x <= 1:
+            return (a + 2) * x ** 3 - (a + 3) * x ** 2 + 1
+        if x < 2:
+            return a * x ** 3 - 5 * a * x ** 2 + 8 * a * x - 4 * a
+        return 0.0
+    side, scale = grid.shape[0], grid.shape[0] / size
+    out = np.zeros((size, size))
+    for i in range(size):
+        for j in range(size):
+            y, x = (i + 0.5) * scale - 0.5, (j + 0.5) * scale - 0.5
+            y0, x0 = int(np.floor(y)), int(np.floor(x))
+            for m in range(y0 - 1, y0 + 3):
+                for n in range(x0 - 1, x0 + 3):
+                    out[i, j] += kernel(y - m) * kernel(x - n) * \
+                        grid[min(max(m, 0), side - 1), min(max(n, 0), side - 1)]
+    return out
+
+
+def test_window_change_resizes_tables_as_the_official_code():
+    model = _tiny_swin(window_size=4)
+    report = load_pretrained(model, _path("swin_tiny_official.pth"))
+    tables = [f"layers.{i}.blocks.{j}.attn.relative_position_bias_table"
+              for i in (0, 1) for j in (0, 1)]
+    assert sorted(report.resized) == tables and not report.missing and not report.head_skipped
+    assert report.resized[tables[0]] == ([9, 1], [49, 1])
+    state = read_checkpoint(_path("swin_tiny_official.pth")).state
+    for name in tables:
+        table = state[name].astype(np.float64)
+        expected = np.stack([_bicubic_reference(table[:, h].reshape(3, 3), 7).reshape(-1)
+                             for h in range(table.shape[1])], axis=1)
+        np.testing.assert_allclose(model.state_dict()[name].numpy(), expected, atol=1e-6)
+    torch_resized = np.array(OFFICIAL["table_layers.0.blocks.0_window4_official_resize"])
+    np.testing.assert_allclose(model.state_dict()[tables[0]].numpy(), torch_resized, atol=1e-6)
+
+
+def test_other_classes_leave_the_head_at_its_initialisation():
+    paddle.seed(5)
+    model = _tiny_swin(num_classes=4)
+    head = _arrays(model)
+    report = load_pretrained(model, _path("swin_tiny_official.pth"))
+    assert report.head_skipped == ["head.bias", "head.weight"]
+    assert not report.missing and not report.unexpected
+    for name in report.head_skipped:
+        np.testing.assert_array_equal(model.state_dict()[name].numpy(), head[name])
+    assert "head skipped" in str(report)
+
+
+def test_create_model_swin_tiny_window12_from_a_window7_file(tmp_path):
+    path = str(tmp_path / "swin_tiny_w7.pdparams")
+    paddle.save(miziha.create_model("swin_tiny_patch4_window7_224").state_dict(), path)
+    model = miziha.create_model("swin_tiny_patch4_window7_224", window_size=12, pretrained=path)
+    report = model.pretrained_report
+    assert len(report.resized) == 12
+    assert {tuple(a) + tuple(b) for a, b in report.resized.values()} == {
+        (169, h, 529, h) for h in (3, 6, 12, 24)}
+    assert not (report.missing or report.unexpected or report.filled or report.head_skipped)
+    assert len(report.loaded) == len(model.state_dict())
+
+
+def test_create_model_pretrained_errors():
+    with pytest.raises(ValueError, match="unknown model"):
+        miziha.create_model("swin_nonexistent", pretrained=_path("swin_tiny_official.pth"))
+    with pytest.raises(ValueError, match="does not fit|do not fit"):
+        miziha.create_model("swin_tiny_patch4_window7_224", pretrained=_path("swin_tiny_official.pth"))
+
+
+def test_command_line_converts_and_the_file_loads_strictly(tmp_path, capsys):
+    out = str(tmp_path / "converted.pdparams")
+    status = cli_main(["convert", _path("swin_tiny_official.pth"), "--model", "swin_tiny_patch4_window7_224",
+                       "-o", out, "--window-size", "2", "--num-classes", "3", *TINY_OPTIONS])
+    printed = capsys.readouterr().out
+    assert status == 0 and "official names" in printed and "missing       0" in printed
+    model = _tiny_swin()
+    report = load_pretrained(model, out, strict=True)
+    assert report.source == "miziha" and not report.renamed
+    np.testing.assert_allclose(_logits(model, 0, (2, 3, 32, 32)), OFFICIAL["logits"],
+                               rtol=1e-5, atol=1e-5)
+    resized = str(tmp_path / "w4.pdparams")
+    assert cli_main(["convert", _path("swin_tiny_timm.safetensors"), "--model", "swin_tiny_patch4_window7_224",
+                     "-o", resized, "--window-size", "4", "--num-classes", "3",
+                     *TINY_OPTIONS]) == 0
+    assert "resized       4" in capsys.readouterr().out
+    load_pretrained(_tiny_swin(window_size=4), resized, strict=True)
+
+
+def test_command_line_errors(tmp_path, capsys):
+    out = str(tmp_path / "x.pdparams")
+    assert cli_main(["convert", _path("swin_tiny_official.pth"), "--model", "nonexistent",
+                     "-o", out]) == 2
+    assert "unknown model 'nonexistent'" in capsys.readouterr().err
+    assert cli_main(["convert", _path("forbidden_global.pth"), "--model", "swin_tiny_patch4_window7_224",
+                     "-o", out, *TINY_OPTIONS]) == 2
+    assert "refused global os.system" in capsys.readouterr().err
+    assert not os.path.exists(out)
+
+
+def test_official_to_miziha_is_the_official_source_of_convert_state():
+    state = read_checkpoint(_path("swin_tiny_official.pth")).state
+    model = _tiny_swin()
+    converted = miziha.weights.official_to_miziha(model, state)
+    arrays, report = convert_state(model, state, "torch", source="official")
+    assert converted.keys() == arrays.keys() == model.state_dict().keys()
+    assert report.source == "official"
