@@ -3,10 +3,14 @@ Recognition", TPAMI 2020) with its classification head and its segmentation head
 the official parameter names; with a mixer in the branches' basic blocks instead of their
 3x3 convolutions, an HRFormer-like network.
 
-Registry names (timm's for the plain networks): ``hrnet_w18_small_v2`` and ``hrnet_w18``
-(classification), ``hrnet_w18_small_v2_seg`` and ``hrnet_w18_seg`` (segmentation), and
-``<mixer>_`` + each of these for every key of :data:`miziha.MIXERS`
-(``swin_hrnet_w18_small_v2``, ``swin_hrnet_w18_small_v2_seg``, ``cyclemlp_hrnet_w18``...).
+Registry names (timm's for the plain networks): ``hrnet_<config>`` for every key of
+:data:`HRNET_CONFIGS` (the official ``cls_hrnet_*`` experiments: ``hrnet_w18_small`` (v1),
+``hrnet_w18_small_v2``, ``hrnet_w18``, ``hrnet_w30``, ``hrnet_w32``, ``hrnet_w40``,
+``hrnet_w44``, ``hrnet_w48``, ``hrnet_w64``) for classification and ``hrnet_<config>_seg``
+for segmentation; and, for the W18 configs only (:data:`MIXER_CONFIGS`), ``<mixer>_`` + each
+of their names for every key of :data:`miziha.MIXERS` (``swin_hrnet_w18_small_v2``,
+``swin_hrnet_w18_small_v2_seg``, ``cyclemlp_hrnet_w18``...). Any other width with a mixer is
+``HRNet(config="w48", mixer="swin")``.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ from .. import checks
 from ..layers.basic import linear
 from ..mixers.registry import MIXERS, mixer_class
 from ..layers.shapes import Size, spatial_size
-from .common import ConvBN, check_image
+from .common import ConvBN, FrozenStages, check_image, frozen_stage_count
 from .features import feature_entry, stage_indices
 from .registry import TASKS, register_model
 
-__all__ = ["HRNetConfig", "HRNET_CONFIGS", "BasicBlock", "Bottleneck", "HighResolutionModule",
-           "HRNet", "HRNET_BUILDERS", "hrnet_w18_small_v2", "hrnet_w18", "hrnet_w18_small_v2_seg",
-           "hrnet_w18_seg", "swin_hrnet_w18_small_v2", "swin_hrnet_w18_small_v2_seg"]
+__all__ = ["HRNetConfig", "HRNET_CONFIGS", "MIXER_CONFIGS", "BasicBlock", "Bottleneck",
+           "HighResolutionModule", "HRNet", "HRNET_BUILDERS", "hrnet_w18_small_v2", "hrnet_w18",
+           "hrnet_w18_small_v2_seg", "hrnet_w18_seg", "swin_hrnet_w18_small_v2",
+           "swin_hrnet_w18_small_v2_seg"]
 
 # Every BatchNorm2D keeps Paddle's defaults, momentum 0.9 and epsilon 1e-5: the official
 # BN_MOMENTUM 0.1 and eps in PyTorch's convention (new = 0.9 * old + 0.1 * batch).
@@ -37,24 +42,38 @@ class HRNetConfig(NamedTuple):
     """One HRNet width/depth setting (the ``MODEL.EXTRA`` of the official configs).
 
     Attributes:
-        layer1_blocks: Bottlenecks (64 wide, 256 out) in ``layer1``, at stride 4.
+        layer1_blocks: Bottlenecks in ``layer1``, at stride 4.
         num_modules: HighResolutionModules in ``stage2``, ``stage3``, ``stage4``.
         num_blocks: BasicBlocks per branch in each module of ``stage2``..``stage4``.
         channels: channels of the branches at strides 4, 8, 16, 32 (``stage{s}`` has the
             first ``s`` branches).
+        layer1_width: width of ``layer1``'s Bottlenecks (``4 * layer1_width`` out; the
+            official ``STAGE1.NUM_CHANNELS``).
     """
 
     layer1_blocks: int
     num_modules: Tuple[int, int, int]
     num_blocks: Tuple[int, int, int]
     channels: Tuple[int, int, int, int]
+    layer1_width: int = 64
 
 
-#: The official ``cls_hrnet_w18_small_v2`` and ``cls_hrnet_w18`` experiment configs.
+def _wide(width: int) -> HRNetConfig:
+    """The official W<width> config: 4 Bottlenecks, 1/4/3 modules of 4 BasicBlocks a branch,
+    branches ``width * (1, 2, 4, 8)``."""
+    return HRNetConfig(4, (1, 4, 3), (4, 4, 4), (width, 2 * width, 4 * width, 8 * width))
+
+
+#: The official ``cls_hrnet_<key>`` experiment configs (``w18_small`` is ``w18_small_v1``).
 HRNET_CONFIGS: Dict[str, HRNetConfig] = {
+    "w18_small": HRNetConfig(1, (1, 1, 1), (2, 2, 2), (16, 32, 64, 128), layer1_width=32),
     "w18_small_v2": HRNetConfig(2, (1, 3, 2), (2, 2, 2), (18, 36, 72, 144)),
-    "w18": HRNetConfig(4, (1, 4, 3), (4, 4, 4), (18, 36, 72, 144)),
+    **{f"w{width}": _wide(width) for width in (18, 30, 32, 40, 44, 48, 64)},
 }
+
+#: The configs registered with every mixer (``<mixer>_hrnet_<config>[_seg]``): the W18 ones,
+#: the sizes HRFormer-like networks are tried at, not every width times every mixer.
+MIXER_CONFIGS = ("w18_small", "w18_small_v2", "w18")
 
 #: Widths of the classification head's Bottleneck per branch (4x that out) and its output.
 HEAD_WIDTHS = (32, 64, 128, 256)
@@ -126,25 +145,41 @@ def _bottlenecks(in_channels: int, width: int, count: int) -> nn.Sequential:
                                       width) for i in range(count)])
 
 
-def _upsample_like(x: paddle.Tensor, like: paddle.Tensor, factor: int) -> paddle.Tensor:
-    """Nearest upsampling by ``factor`` (the official ``nn.Upsample``), cropped to
-    ``like``'s size: output pixel ``i`` comes from ``i // factor`` also when a stride-2
-    conv rounded a side up (odd sizes, where the official network fails)."""
-    height, width = spatial_size(like, height_axis=2)
-    return F.interpolate(x, scale_factor=factor, mode="nearest")[:, :, :height, :width]
+#: How fusion brings a coarser branch to a finer one: by the official classification code
+#: (nearest) or the official segmentation code (bilinear).
+UPSAMPLING = ("nearest", "bilinear")
+
+
+def _upsample_like(x: paddle.Tensor, like: paddle.Tensor, factor: int,
+                   mode: str) -> paddle.Tensor:
+    """``x`` brought to ``like``'s size.
+
+    ``"nearest"``: upsampling by ``factor`` (``cls_hrnet.py``'s ``nn.Upsample``), cropped to
+    ``like``'s size, so output pixel ``i`` comes from ``i // factor`` also when a stride-2
+    conv rounded a side up (sizes not multiples of 32, where the official network fails).
+    ``"bilinear"``: bilinear resizing to ``like``'s size, ``align_corners=False``
+    (``seg_hrnet.py``'s ``F.interpolate``, any size)."""
+    size = spatial_size(like, height_axis=2)
+    if mode == "bilinear":
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return F.interpolate(x, scale_factor=factor, mode="nearest")[:, :, :size[0], :size[1]]
 
 
 class HighResolutionModule(nn.Layer):
     """Parallel branches of BasicBlocks, then every output the ReLU of the sum of all
     branches brought to its resolution (``fuse_layers[i][j]``: for ``j > i`` a 1x1 ConvBN
-    then nearest upsampling, for ``j < i`` ``i - j`` stride-2 3x3 ConvBNs, ReLU between).
+    then ``upsampling`` (one of :data:`UPSAMPLING`), for ``j < i`` ``i - j`` stride-2 3x3
+    ConvBNs, ReLU between).
 
     Maps ``len(channels)`` maps ``[B, channels[i], H_i, W_i]`` to maps of the same shapes.
     """
 
     def __init__(self, channels: Sequence[int], num_blocks: int, mixer: Optional[str] = None,
-                 mixer_options: Optional[dict] = None) -> None:
+                 mixer_options: Optional[dict] = None, upsampling: str = "nearest") -> None:
         super().__init__()
+        if upsampling not in UPSAMPLING:
+            raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
+        self.upsampling = upsampling
         self.branches = nn.LayerList([
             nn.Sequential(*[BasicBlock(c, mixer, mixer_options) for _ in range(num_blocks)])
             for c in channels])
@@ -170,7 +205,8 @@ class HighResolutionModule(nn.Layer):
         for i, row in enumerate(self.fuse_layers):
             total = None
             for j, (fuse, x) in enumerate(zip(row, xs)):
-                x = _upsample_like(fuse(x), xs[i], 2 ** (j - i)) if j > i else fuse(x)
+                x = _upsample_like(fuse(x), xs[i], 2 ** (j - i), self.upsampling) \
+                    if j > i else fuse(x)
                 total = x if total is None else total + x
             outputs.append(self.relu(total))
         return outputs
@@ -209,7 +245,7 @@ def _config(config: Union[str, HRNetConfig]) -> HRNetConfig:
     return HRNET_CONFIGS[config]
 
 
-class HRNet(nn.Layer):
+class HRNet(FrozenStages, nn.Layer):
     """HRNet for image classification or semantic segmentation, for any input size.
 
     Stem (two stride-2 3x3 ConvBN+ReLU: ``conv1``/``bn1``, ``conv2``/``bn2``), ``layer1``
@@ -225,12 +261,26 @@ class HRNet(nn.Layer):
       ``num_classes``), then bilinearly upsampled to the input: logits
       ``[B, num_classes, H, W]``.
 
-    With ``mixer=None`` the parameter names and layout are the official ones
-    (``cls_hrnet.py``; ``last_layer`` as in ``seg_hrnet.py``): see
+    With ``mixer=None`` the parameter names, layout and computation are the official ones:
+    ``cls_hrnet.py`` for classification, ``seg_hrnet.py`` (``ALIGN_CORNERS: False``, as its
+    Cityscapes, LIP and PASCAL-Context configs) for segmentation; see
     :func:`~miziha.weights.official.official_to_miziha` to load a checkpoint. Fusion
-    upsamples by nearest neighbour as the classification code does (the segmentation code
-    uses bilinear there). Sides that are not multiples of 32 work: stride-2 convs round up,
-    upsampled maps are cropped to the finer branch's size.
+    upsamples as the head's official code does: nearest neighbour for classification,
+    bilinear for segmentation. Any input size works (the official classification network
+    needs multiples of 32): stride-2 convs round up, and nearest-upsampled maps are cropped
+    to the finer branch's size.
+
+    ``frozen_stages=k`` (see :class:`~miziha.models.common.FrozenStages`) freezes stage 0,
+    the stem (``conv1``, ``bn1``, ``conv2``, ``bn2``), and the stages up to ``k``: 1 is
+    ``layer1``, 2 ``transition1`` + ``stage2``, 3 ``transition2`` + ``stage3``, 4
+    ``transition3`` + ``stage4``; the head is never frozen, -1 freezes nothing.
+
+    There is no network-level recompute: Paddle's recompute runs a segment's forward again
+    during backward, which updates BatchNorm running statistics a second time, and every
+    layer here has BatchNorm. A mixer's own ``use_recompute`` (a mixer option) recomputes
+    its LayerNorm blocks.
+
+    HRNet has no stochastic depth; with a mixer, ``droppath`` is the mixer's.
 
     Args:
         num_classes: classes of the head (>= 1).
@@ -241,16 +291,23 @@ class HRNet(nn.Layer):
             (see :class:`BasicBlock`); stem, ``layer1``, transitions, fusion and heads stay
             convolutions.
         in_channels: image channels.
+        frozen_stages: -1 (nothing frozen) .. 4: the stem and the stages up to this one get
+            no gradient and keep their BatchNorm statistics.
         **mixer_options: further arguments of every mixer (``window_size``, ``depth``,
-            ``droppath``...; heads default per mixer and width, ~32 channels a head).
+            ``droppath``, ``use_recompute``...; heads default per mixer and width, ~32
+            channels a head).
     """
+
+    #: Stages ``frozen_stages`` counts after the stem: ``layer1`` and ``stage2``..``stage4``.
+    num_stages = 4
 
     def __init__(self, num_classes: int = 1000, config: Union[str, HRNetConfig] = "w18_small_v2",
                  head: str = "classification", mixer: Optional[str] = None,
-                 in_channels: int = 3, **mixer_options) -> None:
+                 in_channels: int = 3, frozen_stages: int = -1, **mixer_options) -> None:
         super().__init__()
         self.num_classes = checks.positive_int("num_classes", num_classes)
         self.in_channels = checks.positive_int("in_channels", in_channels)
+        frozen_count = frozen_stage_count(frozen_stages, self.num_stages)
         if head not in TASKS:
             raise ValueError(f"head must be one of {TASKS}, got {head!r}")
         if mixer is None and mixer_options:
@@ -266,15 +323,16 @@ class HRNet(nn.Layer):
         self.conv2 = nn.Conv2D(64, 64, 3, stride=2, padding=1, bias_attr=False)
         self.bn2 = nn.BatchNorm2D(64)
         self.relu = nn.ReLU()
-        self.layer1 = _bottlenecks(64, 64, self.config.layer1_blocks)
-        previous = [64 * Bottleneck.expansion]
+        self.layer1 = _bottlenecks(64, self.config.layer1_width, self.config.layer1_blocks)
+        previous = [self.config.layer1_width * Bottleneck.expansion]
+        upsampling = "nearest" if head == "classification" else "bilinear"
         transitions, stages = [], []
         for s, (modules, blocks) in enumerate(zip(self.config.num_modules,
                                                   self.config.num_blocks)):
             current = channels[:s + 2]
             transitions.append(_transition(previous, current))
             stages.append(nn.Sequential(*[
-                HighResolutionModule(current, blocks, mixer, mixer_options)
+                HighResolutionModule(current, blocks, mixer, mixer_options, upsampling)
                 for _ in range(modules)]))
             previous = current
         self.transition1, self.transition2, self.transition3 = transitions
@@ -299,6 +357,10 @@ class HRNet(nn.Layer):
             #: The branches of ``stage4`` (its output list, in order).
             self.feature_info = [feature_entry(c, 4 * 2 ** i, "stage4")
                                  for i, c in enumerate(channels)]
+        if frozen_stages >= 0:
+            groups = [[self.layer1]] + [list(pair) for pair in zip(transitions, stages)]
+            self.freeze([self.conv1, self.bn1, self.conv2, self.bn2] +
+                        [layer for group in groups[:frozen_count] for layer in group])
 
     def forward_branches(self, x: paddle.Tensor) -> List[paddle.Tensor]:
         """``[B, C, H, W]`` -> the 4 outputs of ``stage4``, ``[B, channels[i], H_i, W_i]``
@@ -376,8 +438,10 @@ def _register(config: str, mixer: Optional[str], task: str) -> Callable[..., HRN
             return HRNet(num_classes, config, head=task, mixer=mixer, droppath=droppath,
                          **kwargs)
     else:
-        def builder(num_classes: int = classes, **kwargs) -> HRNet:
-            return HRNet(num_classes, config, head=task, **kwargs)
+        def builder(num_classes: int = classes, in_channels: int = 3,
+                    frozen_stages: int = -1) -> HRNet:
+            return HRNet(num_classes, config, head=task, in_channels=in_channels,
+                         frozen_stages=frozen_stages)
     builder.__name__ = (f"{mixer}_" if mixer else "") + f"hrnet_{config}" + \
         ("_seg" if task == "segmentation" else "")
     builder.__doc__ = (f"HRNet with the {config!r} config (:data:`HRNET_CONFIGS`) for {task}" +
@@ -386,11 +450,13 @@ def _register(config: str, mixer: Optional[str], task: str) -> Callable[..., HRN
     return register_model(task, mixer)(builder)
 
 
-#: Every registered HRNet builder by name: ``[<mixer>_]hrnet_<config>[_seg]``.
+#: Every registered HRNet builder by name: ``hrnet_<config>[_seg]`` for every config,
+#: ``<mixer>_hrnet_<config>[_seg]`` for those of :data:`MIXER_CONFIGS`.
 HRNET_BUILDERS: Dict[str, Callable[..., HRNet]] = {
     builder.__name__: builder
     for builder in (_register(config, mixer, task) for config in HRNET_CONFIGS
-                    for mixer in (None, *MIXERS) for task in TASKS)}
+                    for mixer in (None, *(MIXERS if config in MIXER_CONFIGS else ()))
+                    for task in TASKS)}
 hrnet_w18_small_v2 = HRNET_BUILDERS["hrnet_w18_small_v2"]
 hrnet_w18 = HRNET_BUILDERS["hrnet_w18"]
 hrnet_w18_small_v2_seg = HRNET_BUILDERS["hrnet_w18_small_v2_seg"]
