@@ -86,12 +86,11 @@ class SwinTransformer(nn.Layer):
         layers, start = [], 0
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
             dim, last = embed_dim * 2 ** i, i == len(depths) - 1
-            layers.append(SwinT(dim, dim if last else 2 * dim, num_heads=heads,
-                                window_size=window_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                                qk_scale=qk_scale, dropout=dropout,
-                                attention_dropout=attention_dropout,
-                                droppath=rates[start:start + depth], downsample=not last,
-                                depth=depth, data_format="NHWC", attention=attention))
+            layers.append(self._make_stage(
+                i, dim, dim if last else 2 * dim, num_heads=heads, window_size=window_size,
+                mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale, dropout=dropout,
+                attention_dropout=attention_dropout, droppath=rates[start:start + depth],
+                downsample=not last, depth=depth, data_format="NHWC", attention=attention))
             start += depth
         self.layers = nn.LayerList(layers)
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
@@ -101,13 +100,18 @@ class SwinTransformer(nn.Layer):
         self.feature_info = [feature_entry(embed_dim * 2 ** i, patch * 2 ** i, f"layers.{i}")
                              for i in range(len(depths))]
 
+    def _make_stage(self, index: int, dim: int, out_dim: int, **options) -> SwinT:
+        """Stage ``index``: the mixer at ``dim`` channels ending at ``out_dim``, with the
+        options the constructor gives every stage (Swin V2 builds its own mixer here)."""
+        return SwinT(dim, out_dim, **options)
+
     def forward_intermediates(self, x: paddle.Tensor,
                               indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
         """Per stage ``indices`` (default: all), its blocks' output before patch merging,
         NCHW, at strides 4, 8, 16, 32 (``embed_dim * 2**i`` channels); the last stage's is
         normalised, as in :meth:`forward_features`."""
         wanted = stage_indices(indices, len(self.layers))
-        check_image(x, self.in_channels, "SwinTransformer")
+        check_image(x, self.in_channels, type(self).__name__)
         x = self.pos_drop(self.patch_embed(x))
         maps, last = [], len(self.layers) - 1
         for i, layer in enumerate(self.layers[:wanted[-1] + 1]):
@@ -121,7 +125,7 @@ class SwinTransformer(nn.Layer):
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> the normalised last map ``[B, num_features, H/32, W/32]``
         (``H/4`` for one stage)."""
-        check_image(x, self.in_channels, "SwinTransformer")
+        check_image(x, self.in_channels, type(self).__name__)
         x = self.pos_drop(self.patch_embed(x))
         for layer in self.layers:
             x = layer(x)
