@@ -158,15 +158,12 @@ class SwinV2Block(nn.Layer):
                  dropout: float = 0.0, attention_dropout: float = 0.0, droppath: float = 0.0,
                  attention: str = "auto") -> None:
         super().__init__()
-        self.norm1 = layer_norm(dim)
+        self.norm1 = layer_norm(dim, zero=True)
         self.attn = WindowAttentionV2(dim, num_heads, qkv_bias, attention_dropout, dropout,
                                       attention)
         self.drop_path = DropPath(droppath)
-        self.norm2 = layer_norm(dim)
+        self.norm2 = layer_norm(dim, zero=True)
         self.mlp = Mlp(dim, mlp_hidden, dropout)
-        for norm in (self.norm1, self.norm2):
-            for param in (norm.weight, norm.bias):
-                param.set_value(paddle.zeros_like(param))
 
     def forward(self, x: paddle.Tensor, geometry: SwinV2Geometry) -> paddle.Tensor:
         """Args: x ``[B, H*W, C]``; geometry: this block's windows for this map size.
