@@ -15,15 +15,15 @@ MIXERS = sorted(miziha.MIXERS)
 
 def _layer(name, in_channels=16, out_channels=24, **kwargs):
     """A small layer of every design; sizes that make every design pad somewhere."""
-    size_argument = {"swin": "window_size", "pale": "pale_size", "cswin": "split_size",
-                     "asmlp": "shift_size"}.get(name)
+    size_argument = {"swin": "window_size", "swinv2": "window_size", "pale": "pale_size",
+                     "cswin": "split_size", "asmlp": "shift_size"}.get(name)
     options = {size_argument: 3} if size_argument else {}
     options.update(kwargs)
     return miziha.MIXERS[name](in_channels, out_channels, **options)
 
 
 def test_every_design_is_registered():
-    assert set(MIXERS) <= {"swin", "pale", "cswin", "cyclemlp", "asmlp"}
+    assert set(MIXERS) == {"swin", "swinv2", "pale", "cswin", "axial", "cyclemlp", "asmlp"}
     assert "swin" in MIXERS and all(issubclass(c, miziha.TokenMixer)
                                     for c in miziha.MIXERS.values())
 

@@ -54,7 +54,7 @@ from .shapes import Size, shape_of
 from .windows import WindowGeometry
 
 __all__ = ["WindowAttention", "with_window_mask", "window_attention", "split_heads",
-           "merge_heads", "group_attention", "group_heads", "ungroup", "branch_qkv",
+           "merge_heads", "group_attention", "group_heads", "ungroup", "qkv_half",
            "attention_backend", "use_sdpa", "fused_attention", "softmax_float32",
            "attention_repr", "HALF_DTYPES"]
 
@@ -368,7 +368,7 @@ def ungroup(out: paddle.Tensor, groups: TokenGroups) -> paddle.Tensor:
         paddle.index_select(tokens, groups.scatter, axis=1)
 
 
-def branch_qkv(normed: paddle.Tensor, qkv: Linear, branch: int,
+def qkv_half(normed: paddle.Tensor, qkv: Linear, branch: int,
                input_affine: Optional[Affine] = None) -> paddle.Tensor:
     """The q, k, v columns of branch ``branch`` (0 or 1) of a two-branch block (CSWin, axial
     attention): ``[B, H*W, C]`` -> ``[B, H*W, 3 * C/2]``.

@@ -19,7 +19,7 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.attention import (attention_repr, branch_qkv, group_attention, group_heads,
+from ..layers.attention import (attention_repr, group_attention, group_heads, qkv_half,
                                 ungroup)
 from ..layers.basic import ConvMerge, DropPath, Mlp, layer_norm, linear
 from ..layers.groups import TokenGroups, group_tables
@@ -47,7 +47,7 @@ class AxialBlock(nn.Layer):
     ``x + DropPath(proj(attention(LN(x))))`` then ``x + DropPath(Mlp(LN(x)))``. One
     ``qkv`` Linear ``C -> 3C``; its first half of channels and heads (branch 0) attends
     along rows, its second half (branch 1) along columns
-    (:func:`~miziha.layers.attention.branch_qkv`, the layout CSWin's ``qkv`` has); the two
+    (:func:`~miziha.layers.attention.qkv_half`, the layout CSWin's ``qkv`` has); the two
     outputs are concatenated in that order and projected by ``proj``. No position bias or
     encoding: within a row or column the attention is permutation-equivariant (positions
     come from the network around it).
@@ -91,7 +91,7 @@ class AxialBlock(nn.Layer):
         heads, half = self.num_heads // 2, self.dim // 2
         branches = []
         for branch, groups in enumerate((geometry.rows, geometry.cols)):
-            q, k, v = group_heads(branch_qkv(normed, self.qkv, branch, self.norm1.affine_terms),
+            q, k, v = group_heads(qkv_half(normed, self.qkv, branch, self.norm1.affine_terms),
                                   groups, heads)  # [B*nG, heads/2, d, N]
             out = group_attention(q, k, v, groups, self.scale, self.attn_drop, self.attention)
             branches.append(ungroup(out.reshape([-1, half, groups.group_tokens]), groups))

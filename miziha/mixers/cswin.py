@@ -14,7 +14,7 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.attention import (attention_repr, branch_qkv, group_attention, group_heads,
+from ..layers.attention import (attention_repr, group_attention, group_heads, qkv_half,
                                 ungroup)
 from ..layers.groups import TokenGroups, group_tables
 from ..layers.basic import ConvMerge, DropPath, Mlp, layer_norm, linear
@@ -155,9 +155,9 @@ class CSWinBlock(nn.Layer):
 
     def branch_qkv(self, normed: paddle.Tensor, branch: int) -> paddle.Tensor:
         """``qkv`` of branch ``branch`` (0 or 1) of two
-        (:func:`~miziha.layers.attention.branch_qkv`, ``norm1``'s affine terms folded in):
+        (:func:`~miziha.layers.attention.qkv_half`, ``norm1``'s affine terms folded in):
         ``[B, H*W, C]`` -> ``[B, H*W, 3 * C/2]``."""
-        return branch_qkv(normed, self.qkv, branch, self.norm1.affine_terms)
+        return qkv_half(normed, self.qkv, branch, self.norm1.affine_terms)
 
 
 class CSWinT(TokenMixer):
