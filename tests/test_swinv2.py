@@ -25,7 +25,7 @@ import pytest
 import miziha
 from conftest import outputs_and_gradients, randomize, state_arrays
 from miziha.layers.windows import log_spaced_coords
-from miziha.mixers.swinv2 import LOGIT_SCALE_MAX, SwinV2T
+from miziha.mixers.swinv2 import SwinV2T
 from miziha.models.swinv2 import KEY_MAPS, SwinTransformerV2
 from miziha.weights import official_to_miziha
 from network_contract import (DATA, check_export, check_features, check_frozen_stages,
