@@ -6,7 +6,8 @@ token is the output of the block's residual branches (block(x) - x), and the sha
 input is log10 of its gradient over the largest, from -6 (white) to 0 (dark). Faint cells
 everywhere are what reaches every token through per-sample statistics (AS-MLP's
 GroupNorm(1, C), CycleMLP's pooled branch weights). Swin shows its plain and its shifted
-block.
+block. Swin V2 starts its res-post-norms at zero (an identity block, as officially), so
+here those norms get weight 1; axial attention sees the token's whole row and column.
 
   python examples/receptive_fields.py
 """
@@ -26,8 +27,10 @@ import miziha
 PANELS: Dict[str, Tuple[str, dict, int]] = {
     "Swin W-MSA (window 7)": ("swin", dict(window_size=7), 0),
     "Swin SW-MSA (shifted)": ("swin", dict(window_size=7), 1),
+    "Swin V2 SW-MSA (window 7)": ("swinv2", dict(window_size=7), 1),
     "Pale (pale_size 7)": ("pale", dict(pale_size=7), 0),
     "CSWin (split_size 7)": ("cswin", dict(split_size=7), 0),
+    "Axial (rows and columns)": ("axial", {}, 0),
     "CycleMLP": ("cyclemlp", {}, 0),
     "AS-MLP (shift_size 5)": ("asmlp", dict(shift_size=5), 0),
 }
@@ -46,6 +49,10 @@ def receptive_field(mixer: str, options: dict, block: int, size: int = 28,
     paddle.seed(0)
     layer = miziha.MIXERS[mixer](channels, channels, **options)
     layer.eval()
+    for name, param in layer.named_parameters():
+        if name.endswith("norm1.weight") or name.endswith("norm2.weight"):
+            if not param.numpy().any():  # Swin V2's zero-initialised res-post-norm
+                param.set_value(np.ones(param.shape, "float32"))
     x = paddle.randn([1, size * size, channels])
     x.stop_gradient = False
     out = layer.blocks[block](x, layer.layout(size, size)[block]) - x
@@ -63,7 +70,9 @@ def main(argv: List[str] = None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(PANELS), figsize=(3 * len(PANELS), 3.3))
+    columns = (len(PANELS) + 1) // 2
+    figure, axes = plt.subplots(2, columns, figsize=(3 * columns, 6.6))
+    axes = axes.ravel()
     for axis, (title, (mixer, options, block)) in zip(axes, PANELS.items()):
         shade = receptive_field(mixer, options, block)
         axis.imshow(shade, cmap="Blues", vmin=FLOOR, vmax=0.0)

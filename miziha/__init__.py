@@ -9,11 +9,13 @@ design) <- :mod:`miziha.models` (one module per network family) <- :mod:`miziha.
 from . import models
 from .convert import ReplaceReport, replace_conv, swinify
 from .flops import FlopsReport, flops
-from .mixers import MIXERS, ASMLPT, CSWinT, CycleMLPT, PaleT, SwinT, TokenMixer
+from .mixers import (MIXERS, ASMLPT, AxialT, CSWinT, CycleMLPT, PaleT, SwinT, SwinV2T,
+                     TokenMixer)
 from .models import create_model, list_models
 from .weights import LoadReport, load_pretrained
 
-__all__ = ["SwinT", "PaleT", "CSWinT", "CycleMLPT", "ASMLPT", "TokenMixer", "MIXERS",
+__all__ = ["SwinT", "SwinV2T", "PaleT", "CSWinT", "AxialT", "CycleMLPT", "ASMLPT",
+           "TokenMixer", "MIXERS",
            "replace_conv", "swinify", "ReplaceReport", "flops", "FlopsReport", "models",
            "create_model", "list_models", "load_pretrained", "LoadReport"]
 __version__ = "0.2.0"

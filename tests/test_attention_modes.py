@@ -23,8 +23,12 @@ DESIGNS = {
     "cswin": (miziha.CSWinT, dict(num_heads=4, split_size=4)),
     "cswin, last stage, qk_scale": (miziha.CSWinT, dict(num_heads=4, last_stage=True,
                                                         qk_scale=0.2)),
+    "swinv2": (miziha.SwinV2T, dict(num_heads=2, window_size=4)),
+    "swinv2, pretrained window": (miziha.SwinV2T, dict(num_heads=4, window_size=(3, 5),
+                                                       pretrained_window_size=6)),
+    "axial": (miziha.AxialT, dict(num_heads=4)),
 }
-ATTENTION_MIXERS = [miziha.SwinT, miziha.PaleT, miziha.CSWinT]
+ATTENTION_MIXERS = [miziha.SwinT, miziha.SwinV2T, miziha.PaleT, miziha.CSWinT, miziha.AxialT]
 
 
 def _on_gpu() -> bool:
@@ -103,7 +107,7 @@ def test_sdpa_matches_math_values_and_every_gradient(name, size):
         np.testing.assert_allclose(grads_s[param], grad, rtol=1e-4, atol=1e-5, err_msg=param)
 
 
-@pytest.mark.parametrize("name", ["swin", "pale", "cswin"])
+@pytest.mark.parametrize("name", ["swin", "pale", "cswin", "swinv2", "axial"])
 def test_auto_on_cpu_float32_is_the_math_path_exactly(monkeypatch, name):
     math, auto = _pair(name, "auto")
     calls = []
@@ -202,6 +206,18 @@ def test_masks_stay_finite_in_half_precision(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_swinv2_bias_and_mask_stay_finite_in_half_precision(dtype):
+    """Swin V2's additive term: a position bias in (0, 16) plus the mask; its scores are
+    cosines times at most 100, so every score stays far inside float16's range."""
+    layer = randomize(miziha.SwinV2T(16, 16, num_heads=2, window_size=4))
+    geometry = layer.layout(9, 11)[1]  # shifted and padded
+    term = attention.with_window_mask(layer.blocks[1].attn.position_bias(geometry), geometry)
+    half = term.astype(dtype).astype("float32").numpy()
+    assert np.isfinite(half).all() and half.min() <= 0.99 * MASK_VALUE
+    assert ((half > -1.0) | (half < 0.99 * MASK_VALUE + 16)).all()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_softmax_float32_computes_half_scores_in_float32(dtype):
     """Paddle 3.3's CPU wheel has no float16/bfloat16 softmax kernel at all, so this runs
     only because the scores are cast to float32 first."""
@@ -225,7 +241,7 @@ def test_softmax_float32_leaves_float32_to_paddle():
     np.testing.assert_array_equal(copy.numpy(), F.softmax(scores, axis=-1).numpy())
 
 
-@pytest.mark.parametrize("name", ["swin", "pale", "cswin"])
+@pytest.mark.parametrize("name", ["swin", "pale", "cswin", "swinv2", "axial"])
 def test_math_path_softmax_goes_through_the_float32_guard(monkeypatch, name):
     seen = []
     real = attention.softmax_float32
@@ -233,7 +249,8 @@ def test_math_path_softmax_goes_through_the_float32_guard(monkeypatch, name):
                         lambda scores, **kw: seen.append(scores.dtype) or real(scores, **kw))
     layer_class, options = DESIGNS[name]
     layer_class(16, 16, attention="math", **options)(paddle.randn([1, 16, 9, 11]))
-    assert len(seen) == 2 * (2 if name != "swin" else 1)  # per block: one call a branch
+    # per block: one call a branch
+    assert len(seen) == 2 * (1 if name.startswith("swin") else 2)
 
 
 def test_autocast_on_cpu_leaves_the_layer_in_float32():
@@ -258,7 +275,7 @@ def _relative_error(value, reference):
                     "CUDA/XPU places and there are no bfloat16/float16 matmul, add or softmax "
                     "CPU kernels (tried: NotFound); needs a GPU with bfloat16 (SM >= 8.0)")
 @pytest.mark.parametrize("level", ["O1", "O2"])
-@pytest.mark.parametrize("name", ["swin", "pale", "cswin"])
+@pytest.mark.parametrize("name", ["swin", "pale", "cswin", "swinv2", "axial"])
 def test_bfloat16_autocast_is_finite_and_close_to_float32(name, level):
     """Forward and backward under bfloat16 autocast on padded, shifted sizes. bfloat16 keeps
     8 significant bits (relative rounding 2^-9, about 0.2%); a block pair chains some 20
@@ -289,6 +306,8 @@ def test_bfloat16_autocast_is_finite_and_close_to_float32(name, level):
 
 @pytest.mark.parametrize("name, options", [
     ("swin_tiny_patch4_window7_224", dict(embed_dim=16, depths=(2, 2), num_heads=(1, 2))),
+    ("swinv2_tiny_window8_256", dict(embed_dim=16, depths=(2, 2), num_heads=(1, 2))),
+    ("axial_unet", dict(widths=(16, 32))),
     ("cswin_unet", dict(widths=(16, 32)))])
 def test_networks_pass_the_option_to_every_mixer(name, options):
     model = miziha.create_model(name, num_classes=2, attention="sdpa", **options)

@@ -350,7 +350,7 @@ def test_registry_names_options_and_tasks():
     assert model_options("hrnet_w18") == ["frozen_stages", "in_channels", "num_classes"]
     assert {"droppath", "window_size", "use_recompute", "frozen_stages"} <= \
         set(model_options("swin_hrnet_w18"))
-    for option in ("pretrained", "head", "use_recompute", "droppath"):
+    for option in ("head", "use_recompute", "droppath"):
         with pytest.raises(TypeError, match=f"hrnet_w18 got unknown option\\(s\\) '{option}'; "
                                             f"it accepts frozen_stages, in_channels, "
                                             f"num_classes"):

@@ -15,15 +15,15 @@ MIXERS = sorted(miziha.MIXERS)
 
 def _layer(name, in_channels=16, out_channels=24, **kwargs):
     """A small layer of every design; sizes that make every design pad somewhere."""
-    size_argument = {"swin": "window_size", "pale": "pale_size", "cswin": "split_size",
-                     "asmlp": "shift_size"}.get(name)
+    size_argument = {"swin": "window_size", "swinv2": "window_size", "pale": "pale_size",
+                     "cswin": "split_size", "asmlp": "shift_size"}.get(name)
     options = {size_argument: 3} if size_argument else {}
     options.update(kwargs)
     return miziha.MIXERS[name](in_channels, out_channels, **options)
 
 
 def test_every_design_is_registered():
-    assert set(MIXERS) <= {"swin", "pale", "cswin", "cyclemlp", "asmlp"}
+    assert set(MIXERS) == {"swin", "swinv2", "pale", "cswin", "axial", "cyclemlp", "asmlp"}
     assert "swin" in MIXERS and all(issubclass(c, miziha.TokenMixer)
                                     for c in miziha.MIXERS.values())
 
@@ -193,3 +193,15 @@ def test_receptive_field_picture_shows_cswin_cross(tmp_path):
     cross[7:14, :] = cross[:, 7:14] = True  # the token (13, 13): its horizontal and vertical stripe
     assert (shade[cross] > module.FLOOR).all() and (shade[~cross] == module.FLOOR).all()
     assert module.main(["--output", str(tmp_path / "fields.png")]).stat().st_size > 10_000
+
+
+def test_receptive_field_picture_shows_the_axial_cross_and_swinv2_windows():
+    module = load_example("receptive_fields")
+    shade = module.receptive_field("axial", {}, 0)
+    cross = np.zeros((28, 28), dtype=bool)
+    cross[13, :] = cross[:, 13] = True  # the token's row and column, the whole map
+    assert (shade[cross] > module.FLOOR).all() and (shade[~cross] == module.FLOOR).all()
+    shade = module.receptive_field("swinv2", dict(window_size=7), 0)
+    window = np.zeros((28, 28), dtype=bool)
+    window[7:14, 7:14] = True  # plain windows: the token (13, 13) is in the second one
+    assert (shade[window] > module.FLOOR).all() and (shade[~window] == module.FLOOR).all()

@@ -47,12 +47,14 @@ import paddle.nn.functional as F
 
 from .. import checks
 from ..paddle_fixes.cpu import place_key
+from ..paddle_fixes.workarounds import Affine, Linear, linear_forward
 from .basic import TRUNC_NORMAL, linear
 from .groups import TokenGroups
 from .shapes import Size, shape_of
 from .windows import WindowGeometry
 
-__all__ = ["WindowAttention", "split_heads", "merge_heads", "group_attention",
+__all__ = ["WindowAttention", "with_window_mask", "window_attention", "split_heads",
+           "merge_heads", "group_attention", "group_heads", "ungroup", "qkv_half",
            "attention_backend", "use_sdpa", "fused_attention", "softmax_float32",
            "attention_repr", "HALF_DTYPES"]
 
@@ -186,21 +188,12 @@ class WindowAttention(nn.Layer):
         self.proj_drop = nn.Dropout(dropout)
 
     def bias_and_mask(self, geometry: WindowGeometry) -> paddle.Tensor:
-        """Relative position bias plus the window mask, as one additive term.
-
-        Returns:
-            ``[K * heads * N * N]`` flattened from ``[K, heads, N, N]``, where ``K`` is
-            ``nW`` with a mask and 1 without.
-        """
+        """Relative position bias plus the window mask, as one additive term
+        (:func:`with_window_mask`): ``[K * heads * N * N]``."""
         n = geometry.window_tokens
         bias = paddle.index_select(self.relative_position_bias_table, geometry.relative_index)
         bias = bias.transpose([1, 0]).reshape([1, self.num_heads, n, n])  # [1, heads, N, N]
-        if geometry.mask is not None:
-            mask = geometry.mask
-            if mask.dtype != bias.dtype:  # a half-precision model: keep its dtype
-                mask = mask.astype(bias.dtype)
-            bias = bias + mask.reshape([-1, 1, n, n])
-        return bias.flatten()
+        return with_window_mask(bias, geometry)
 
     def forward(self, windows: paddle.Tensor, geometry: WindowGeometry,
                 input_affine: Optional[Tuple[paddle.Tensor, paddle.Tensor]] = None
@@ -216,25 +209,10 @@ class WindowAttention(nn.Layer):
         Returns:
             ``[B, nW * N, C]``.
         """
-        n, heads = geometry.window_tokens, self.num_heads
-        q, k, v = split_heads(self.qkv(windows, input_affine), n, heads)  # [B*nW, heads, hd, N]
-        bias_mask = self.bias_and_mask(geometry)
-        windows_per_term = geometry.num_windows if geometry.mask is not None else 1
-        if use_sdpa(self.attention, q):
-            # One mask row per attention batch entry: flash attention broadcasts heads and
-            # query rows, not the batch.
-            rows = shape_of(q)[0] // windows_per_term  # B (with a mask) or B*nW
-            mask = bias_mask.reshape([1, -1]).expand([rows, -1]).reshape([-1, heads, n, n])
-            out = fused_attention(q, k, v, mask, self.scale, self.attn_drop)
-        else:
-            attn = paddle.matmul(q * self.scale, k, transpose_x=True)  # [B*nW, heads, N, N]
-            if bias_mask.dtype != attn.dtype:
-                bias_mask = bias_mask.astype(attn.dtype)
-            # Rows of [..., K*heads*N*N] plus a 1-D term: Paddle's fast broadcast (a
-            # rank-matched [1, ...] operand is ~4x slower), and one oneDNN inference handles.
-            attn = attn.reshape([-1, windows_per_term * heads * n * n]) + bias_mask
-            attn = self.attn_drop(softmax_float32(attn.reshape([-1, n])))
-            out = paddle.matmul(v, attn.reshape([-1, heads, n, n]), transpose_y=True)
+        n = geometry.window_tokens
+        q, k, v = split_heads(self.qkv(windows, input_affine), n, self.num_heads)
+        out = window_attention(q, k, v, self.bias_and_mask(geometry), geometry, self.scale,
+                               self.attn_drop, self.attention)
         out = merge_heads(out, n).reshape([-1, self.dim])
         return self.proj_drop(self.proj(out)).reshape(shape_of(windows))
 
@@ -242,6 +220,59 @@ class WindowAttention(nn.Layer):
         return (f"dim={self.dim}, window_size={self.window_size}, "
                 f"num_heads={self.num_heads}, scale={self.scale:.4g}, "
                 f"attention={self.attention!r}")
+
+
+def with_window_mask(bias: paddle.Tensor, geometry: WindowGeometry) -> paddle.Tensor:
+    """A position bias ``[1, heads, N, N]`` plus the window mask of ``geometry`` (if any),
+    flattened: ``[K * heads * N * N]`` from ``[K, heads, N, N]``, where ``K`` is ``nW`` with
+    a mask and 1 without. The mask takes the bias's dtype (a half-precision model keeps
+    its own)."""
+    n = geometry.window_tokens
+    if geometry.mask is not None:
+        mask = geometry.mask
+        if mask.dtype != bias.dtype:
+            mask = mask.astype(bias.dtype)
+        bias = bias + mask.reshape([-1, 1, n, n])
+    return bias.flatten()
+
+
+def window_attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor,
+                     bias_mask: paddle.Tensor, geometry: WindowGeometry,
+                     scale: Optional[float], dropout: Optional[nn.Layer] = None,
+                     attention: str = "math") -> paddle.Tensor:
+    """``softmax(q^T k * scale + bias_mask) v`` in each window, channels-first: the core of
+    Swin V1's and V2's window attention, on the math or the sdpa path.
+
+    Args:
+        q, k, v: ``[B*nW, heads, d, N]`` (:func:`split_heads` of the gathered windows).
+        bias_mask: :func:`with_window_mask`'s ``[K * heads * N * N]``.
+        geometry: the windows' :class:`~miziha.layers.windows.WindowGeometry`.
+        scale: score scale, or None where ``q`` is already scaled (Swin V2's per-head
+            logit scale).
+        dropout: applied to the attention weights, or None.
+        attention: ``"auto"``, ``"math"`` or ``"sdpa"`` (module docstring).
+
+    Returns: ``[B*nW, heads, d, N]``.
+    """
+    n, heads = geometry.window_tokens, q.shape[1]
+    windows_per_term = geometry.num_windows if geometry.mask is not None else 1
+    if use_sdpa(attention, q):
+        # One mask row per attention batch entry: flash attention broadcasts heads and
+        # query rows, not the batch.
+        rows = shape_of(q)[0] // windows_per_term  # B (with a mask) or B*nW
+        mask = bias_mask.reshape([1, -1]).expand([rows, -1]).reshape([-1, heads, n, n])
+        return fused_attention(q, k, v, mask, 1.0 if scale is None else scale, dropout)
+    attn = paddle.matmul(q if scale is None else q * scale, k,
+                         transpose_x=True)  # [B*nW, heads, N, N]
+    if bias_mask.dtype != attn.dtype:
+        bias_mask = bias_mask.astype(attn.dtype)
+    # Rows of [..., K*heads*N*N] plus a 1-D term: Paddle's fast broadcast (a rank-matched
+    # [1, ...] operand is ~4x slower), and one oneDNN inference handles.
+    attn = attn.reshape([-1, windows_per_term * heads * n * n]) + bias_mask
+    attn = softmax_float32(attn.reshape([-1, n]))
+    if dropout is not None:
+        attn = dropout(attn)
+    return paddle.matmul(v, attn.reshape([-1, heads, n, n]), transpose_y=True)
 
 
 def split_heads(qkv: paddle.Tensor, group_tokens: Size, heads: int
@@ -302,3 +333,62 @@ def group_attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor,
     if dropout is not None:
         attn = dropout(attn)
     return paddle.matmul(v, attn, transpose_y=True)
+
+
+def group_heads(qkv: paddle.Tensor, groups: TokenGroups, heads: int
+                ) -> Tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor]:
+    """:func:`split_heads` of the tokens gathered into ``groups``:
+    ``[B, H*W, 3c]`` -> ``q, k, v``, each ``[B*nG, heads, c/heads, N]``.
+
+    By the groups' :attr:`~miziha.layers.groups.TokenGroups.order`: the map's own order needs no
+    gather; for the map's columns (stripes one wide), ``[B, H, W*3c] -> [B, W*3c, H]`` is
+    the gather and split_heads' transpose in one batched 2-D transpose.
+    """
+    if groups.order != "transposed":
+        grouped = qkv if groups.order == "same" else \
+            paddle.index_select(qkv, groups.gather, axis=1)
+        return split_heads(grouped, groups.group_tokens, heads)
+    n, channels = groups.group_tokens, qkv.shape[-1] // 3
+    columns = qkv.reshape([0, n, -1]).transpose([0, 2, 1])  # [B, W*3c, H]
+    # As split_heads: split the 4-D view, then the heads.
+    return tuple(t.reshape([-1, heads, channels // heads, n]) for t in paddle.split(
+        columns.reshape([-1, 3, channels, n]), 3, axis=1))
+
+
+def ungroup(out: paddle.Tensor, groups: TokenGroups) -> paddle.Tensor:
+    """Channels-first group outputs ``[B*nG, c, N]`` back to the map's tokens ``[B, H*W,
+    c]`` (:func:`merge_heads` and the scatter; for the map's columns one
+    batched 2-D transpose, ``[B, W*c, H] -> [B, H, W*c]``)."""
+    n, c = groups.group_tokens, out.shape[1]
+    if groups.order == "transposed":
+        return out.reshape([-1, groups.num_groups * c, n]).transpose([0, 2, 1]) \
+            .reshape([0, -1, c])
+    tokens = merge_heads(out, n).reshape([-1, groups.num_groups * n, c])
+    return tokens if groups.order == "same" else \
+        paddle.index_select(tokens, groups.scatter, axis=1)
+
+
+def qkv_half(normed: paddle.Tensor, qkv: Linear, branch: int,
+               input_affine: Optional[Affine] = None) -> paddle.Tensor:
+    """The q, k, v columns of branch ``branch`` (0 or 1) of a two-branch block (CSWin, axial
+    attention): ``[B, H*W, C]`` -> ``[B, H*W, 3 * C/2]``.
+
+    ``qkv.weight`` is ``[C, (3, 2, C/2)]`` (q, k, v; each split into the two branches'
+    channel halves): one GEMM on the branch's columns, instead of one on all of them and a
+    split of the ``[B, H*W, 3C]`` output (a copy in forward, another in backward). The
+    ``flops`` hooks do not see it (``qkv`` itself is not called), so mixers count it in
+    their ``mixing_macs``.
+
+    Args:
+        normed: ``[B, H*W, C]``.
+        qkv: the block's ``Linear(C, 3C)``.
+        branch: 0 or 1.
+        input_affine: a LayerNorm's ``(weight, bias)`` not yet applied to ``normed``.
+    """
+    dim = qkv.weight.shape[0]
+    half = dim // 2
+    weight = qkv.weight.reshape([dim, 3, 2, half])[:, :, branch]
+    bias = qkv.bias
+    if bias is not None:
+        bias = bias.reshape([3, 2, half])[:, branch].reshape([3 * half])
+    return linear_forward(normed, weight.reshape([dim, 3 * half]), bias, input_affine)

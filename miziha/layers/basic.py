@@ -30,10 +30,13 @@ def linear(in_features: int, out_features: int, bias: bool = True) -> Linear:
                   if bias else False)
 
 
-def layer_norm(dim: int, epsilon: float = 1e-5) -> LayerNorm:
+def layer_norm(dim: int, epsilon: float = 1e-5, zero: bool = False) -> LayerNorm:
     """:class:`~miziha.paddle_fixes.workarounds.LayerNorm` with eps 1e-5 (PyTorch's default, used by the
-    official codes)."""
-    return LayerNorm(dim, epsilon=epsilon)
+    official codes); ``zero``: weight and bias start at 0 (Swin V2's res-post-norm)."""
+    if not zero:
+        return LayerNorm(dim, epsilon=epsilon)
+    zeros = paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
+    return LayerNorm(dim, epsilon=epsilon, weight_attr=zeros, bias_attr=zeros)
 
 
 class Mlp(nn.Layer):

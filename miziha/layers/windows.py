@@ -21,6 +21,7 @@ region is simply the window grid offset by ``s``: token ``i`` belongs to region
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -30,7 +31,8 @@ from .size_cache import size_cached
 from .shapes import Size
 
 __all__ = ["MASK_VALUE", "WindowGeometry", "window_geometry", "window_tables",
-           "relative_position_index", "merge_order", "merge_tables"]
+           "relative_position_index", "log_spaced_coords", "coords_tables", "merge_order",
+           "merge_tables"]
 
 #: Added to the scores of masked (query, key) pairs. exp() of it underflows to exactly 0
 #: in float32 softmax, and it is finite in float16 (max 65504) and bfloat16.
@@ -154,6 +156,41 @@ def window_geometry(height: Size, width: Size, window_size: Tuple[int, int],
                           (wh, ww), (sh, sw))
 
 
+def log_spaced_coords(height: Size, width: Size, window_size: Tuple[int, int],
+                      pretrained_window: Tuple[int, int]) -> paddle.Tensor:
+    """Swin V2's continuous position bias input: the log-spaced relative coordinates of
+    every offset a configured ``window_size`` window holds.
+
+    Returns float32 ``[(2Wh-1) * (2Ww-1), 2]``, row ``i * (2Ww-1) + j`` for the offset
+    ``(i - (Wh-1), j - (Ww-1))``: the layout of the V1 bias table, so
+    :func:`relative_position_index` picks each (query, key) pair's row. Per axis, offsets
+    are divided by ``p - 1`` for a pretrained window ``p > 0``, else by ``w - 1`` for the
+    effective window ``w = min(n, W)`` on a side ``n`` (the official rule: a stage no
+    larger than the window clips it, and its table uses the clipped window; 1 where that
+    is 0, a window one token wide, whose only offset is 0), times 8, then
+    ``sign(x) * log2(|x| + 1) / log2(8)``.
+
+    Args:
+        height, width: map size (ints or 0-D integer tensors).
+        window_size: configured window ``(Wh, Ww)``.
+        pretrained_window: ``(ph, pw)``, 0 for none.
+    """
+    axes = []
+    for n, window, pretrained in zip((height, width), window_size, pretrained_window):
+        offsets = paddle.arange(-(window - 1), window, dtype="float32")
+        if pretrained > 0:
+            offsets = offsets / float(pretrained - 1) * 8.0
+        else:
+            effective = paddle.minimum(_int64(n), paddle.full([], window, "int64"))
+            span = paddle.maximum(effective - 1, paddle.ones([], "int64")).astype("float32")
+            offsets = offsets / span * 8.0
+        axes.append(paddle.sign(offsets) * paddle.log2(paddle.abs(offsets) + 1.0)
+                    / math.log2(8.0))
+    rows, cols = (2 * window_size[0] - 1), (2 * window_size[1] - 1)
+    return paddle.stack([axes[0].reshape([-1, 1]).expand([rows, cols]).flatten(),
+                         axes[1].reshape([1, -1]).expand([rows, cols]).flatten()], axis=1)
+
+
 def merge_order(height: Size, width: Size) -> paddle.Tensor:
     """Token order of 2x2 patch merging on an even-sided ``height x width`` map.
 
@@ -173,3 +210,4 @@ def merge_order(height: Size, width: Size) -> paddle.Tensor:
 #: Eager-cached / traced forms (:func:`miziha.layers.size_cache.size_cached`): what layers call.
 window_tables = size_cached(window_geometry)
 merge_tables = size_cached(merge_order)
+coords_tables = size_cached(log_spaced_coords)

@@ -14,14 +14,15 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.attention import attention_repr, group_attention, merge_heads, split_heads
+from ..layers.attention import (attention_repr, group_attention, group_heads, qkv_half,
+                                ungroup)
 from ..layers.groups import TokenGroups, group_tables
 from ..layers.basic import ConvMerge, DropPath, Mlp, layer_norm, linear
 from .base import IntPair, TokenMixer
 from ..layers.shapes import Size
-from ..paddle_fixes.workarounds import line_conv, linear_forward
+from ..paddle_fixes.workarounds import line_conv
 
-__all__ = ["CSWinT", "CSWinBlock", "LePEAttention", "group_heads", "ungroup"]
+__all__ = ["CSWinT", "CSWinBlock", "LePEAttention"]
 
 #: Per block, the groups of each branch: (vertical stripes, horizontal stripes), or
 #: (whole map,) for a last-stage block.
@@ -95,39 +96,6 @@ class LePEAttention(nn.Layer):
                 f"attention={self.attention!r}")
 
 
-def group_heads(qkv: paddle.Tensor, groups: TokenGroups, heads: int
-                ) -> Tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor]:
-    """:func:`~miziha.layers.attention.split_heads` of the tokens gathered into ``groups``:
-    ``[B, H*W, 3c]`` -> ``q, k, v``, each ``[B*nG, heads, c/heads, N]``.
-
-    By the groups' :attr:`~miziha.layers.groups.TokenGroups.order`: the map's own order needs no
-    gather; for the map's columns (``split_size=1``), ``[B, H, W*3c] -> [B, W*3c, H]`` is
-    the gather and split_heads' transpose in one batched 2-D transpose.
-    """
-    if groups.order != "transposed":
-        grouped = qkv if groups.order == "same" else \
-            paddle.index_select(qkv, groups.gather, axis=1)
-        return split_heads(grouped, groups.group_tokens, heads)
-    n, channels = groups.group_tokens, qkv.shape[-1] // 3
-    columns = qkv.reshape([0, n, -1]).transpose([0, 2, 1])  # [B, W*3c, H]
-    # As split_heads: split the 4-D view, then the heads.
-    return tuple(t.reshape([-1, heads, channels // heads, n]) for t in paddle.split(
-        columns.reshape([-1, 3, channels, n]), 3, axis=1))
-
-
-def ungroup(out: paddle.Tensor, groups: TokenGroups) -> paddle.Tensor:
-    """Channels-first group outputs ``[B*nG, c, N]`` back to the map's tokens ``[B, H*W,
-    c]`` (:func:`~miziha.layers.attention.merge_heads` and the scatter; for the map's columns one
-    batched 2-D transpose, ``[B, W*c, H] -> [B, H, W*c]``)."""
-    n, c = groups.group_tokens, out.shape[1]
-    if groups.order == "transposed":
-        return out.reshape([-1, groups.num_groups * c, n]).transpose([0, 2, 1]) \
-            .reshape([0, -1, c])
-    tokens = merge_heads(out, n).reshape([-1, groups.num_groups * n, c])
-    return tokens if groups.order == "same" else \
-        paddle.index_select(tokens, groups.scatter, axis=1)
-
-
 class CSWinBlock(nn.Layer):
     """Pre-norm CSWin block on tokens ``[B, H*W, C]`` (the official ``CSWinBlock``).
 
@@ -186,21 +154,10 @@ class CSWinBlock(nn.Layer):
         return x + self.drop_path(self.mlp(self.norm2(x, affine=False), self.norm2.affine_terms))
 
     def branch_qkv(self, normed: paddle.Tensor, branch: int) -> paddle.Tensor:
-        """``qkv`` of branch ``branch`` (0 or 1) of two: ``[B, H*W, C]`` normalised tokens
-        (``norm1`` without its affine terms) -> ``[B, H*W, 3 * C/2]``, the branch's q, k, v
-        halves.
-
-        ``qkv.weight`` is ``[C, (3, 2, C/2)]``: one GEMM on each branch's columns, instead of
-        one on all of them and a split of the ``[B, H*W, 3C]`` output (a copy in forward,
-        another in backward).
-        """
-        half = self.dim // 2
-        weight = self.qkv.weight.reshape([self.dim, 3, 2, half])[:, :, branch]
-        bias = self.qkv.bias
-        if bias is not None:
-            bias = bias.reshape([3, 2, half])[:, branch].reshape([3 * half])
-        return linear_forward(normed, weight.reshape([self.dim, 3 * half]), bias,
-                              self.norm1.affine_terms)
+        """``qkv`` of branch ``branch`` (0 or 1) of two
+        (:func:`~miziha.layers.attention.qkv_half`, ``norm1``'s affine terms folded in):
+        ``[B, H*W, C]`` -> ``[B, H*W, 3 * C/2]``."""
+        return qkv_half(normed, self.qkv, branch, self.norm1.affine_terms)
 
 
 class CSWinT(TokenMixer):

@@ -67,6 +67,20 @@ class SwinT(TokenMixer):
         super().__init__(in_channels, out_channels, input_resolution, downsample, depth=depth,
                          droppath=droppath, data_format=data_format,
                          use_recompute=use_recompute)
+        self._init_windows(num_heads, window_size, mlp_ratio)
+        block_options = checks.attention_options(qkv_bias, qk_scale, dropout,
+                                                 attention_dropout, attention)
+        self.attention = block_options["attention"]
+        self.blocks = nn.LayerList([
+            SwinTransformerBlock(self.in_channels, self.num_heads, self.window_size,
+                                 self.mlp_hidden, droppath=rate, **block_options)
+            for rate in self.droppaths])
+        self._build_output(PatchMerging)
+
+    def _init_windows(self, num_heads: Optional[int], window_size: IntPair,
+                      mlp_ratio: float) -> None:
+        """The window state (Swin V1 and V2): checked heads, window, the shift of each
+        block, the MLP width."""
         if self.depth % 2:
             raise ValueError(f"depth must be even (W-MSA and SW-MSA blocks in pairs), "
                              f"got {self.depth}")
@@ -77,14 +91,6 @@ class SwinT(TokenMixer):
         self.shifts: Tuple[Tuple[int, int], ...] = tuple(
             half if i % 2 else (0, 0) for i in range(self.depth))
         self.mlp_hidden = checks.mlp_width(self.in_channels, mlp_ratio)
-        block_options = checks.attention_options(qkv_bias, qk_scale, dropout,
-                                                 attention_dropout, attention)
-        self.attention = block_options["attention"]
-        self.blocks = nn.LayerList([
-            SwinTransformerBlock(self.in_channels, self.num_heads, self.window_size,
-                                 self.mlp_hidden, droppath=rate, **block_options)
-            for rate in self.droppaths])
-        self._build_output(PatchMerging)
 
     def layout(self, height: Size, width: Size,
                like: Optional[paddle.Tensor] = None) -> List[WindowGeometry]:
@@ -177,12 +183,17 @@ class PatchMerging(nn.Layer):
 
         Returns: ``[B, ceil(H/2), ceil(W/2), out_dim]``.
         """
+        x = self.merge(x, height, width)
+        return self.reduction(self.norm(x, affine=False), self.norm.affine_terms)
+
+    def merge(self, x: paddle.Tensor, height: Size, width: Size) -> paddle.Tensor:
+        """Each 2x2 neighbourhood concatenated: ``[B, H, W, C] -> [B, ceil(H/2), ceil(W/2),
+        4C]`` (zero padding at the bottom/right for odd sides)."""
         x = pad_bottom_right(x, 2, height, width, height_axis=1)
         half_h, half_w = (height + 1) // 2, (width + 1) // 2
         order = merge_tables(2 * half_h, 2 * half_w, like=x)
         x = paddle.index_select(x.reshape([0, -1, self.dim]), order, axis=1)
-        x = x.reshape([0, half_h, half_w, 4 * self.dim])
-        return self.reduction(self.norm(x, affine=False), self.norm.affine_terms)
+        return x.reshape([0, half_h, half_w, 4 * self.dim])
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, out_dim={self.out_dim}"

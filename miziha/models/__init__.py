@@ -17,6 +17,9 @@ from .swin import (PatchEmbed, SwinTransformer, swin_base_patch4_window7_224,
                    swin_base_patch4_window12_384, swin_large_patch4_window7_224,
                    swin_large_patch4_window12_384, swin_small_patch4_window7_224,
                    swin_tiny_patch4_window7_224)
+from .swinv2 import (SwinTransformerV2, swinv2_base_window8_256, swinv2_base_window16_256,
+                     swinv2_small_window8_256, swinv2_small_window16_256,
+                     swinv2_tiny_window8_256, swinv2_tiny_window16_256)
 from .unet import SwinUNet, UNet
 from .pale import PaleTransformer, pale_base, pale_small, pale_tiny
 
@@ -27,6 +30,9 @@ __all__ = ["MODELS", "create_model", "list_models", "register_model",
            "swin_small_patch4_window7_224", "swin_base_patch4_window7_224",
            "swin_base_patch4_window12_384", "swin_large_patch4_window7_224",
            "swin_large_patch4_window12_384",
+           "SwinTransformerV2", "swinv2_tiny_window8_256", "swinv2_tiny_window16_256",
+           "swinv2_small_window8_256", "swinv2_small_window16_256", "swinv2_base_window8_256",
+           "swinv2_base_window16_256",
            "HRNet", "HRNetConfig", "HRNET_CONFIGS", "hrnet_w18_small_v2", "hrnet_w18",
            "hrnet_w18_small_v2_seg", "hrnet_w18_seg", "swin_hrnet_w18_small_v2",
            "swin_hrnet_w18_small_v2_seg",

@@ -123,13 +123,12 @@ class SwinTransformer(StagedTransformer):
         layers, start = [], 0
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
             dim, last = embed_dim * 2 ** i, i == len(depths) - 1
-            layers.append(SwinT(dim, dim if last else 2 * dim, num_heads=heads,
-                                window_size=window_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                                qk_scale=qk_scale, dropout=dropout,
-                                attention_dropout=attention_dropout,
-                                droppath=rates[start:start + depth], downsample=not last,
-                                depth=depth, data_format="NHWC", attention=attention,
-                                use_recompute=use_recompute))
+            layers.append(self._make_stage(
+                i, dim, dim if last else 2 * dim, num_heads=heads, window_size=window_size,
+                mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale, dropout=dropout,
+                attention_dropout=attention_dropout, droppath=rates[start:start + depth],
+                downsample=not last, depth=depth, data_format="NHWC", attention=attention,
+                use_recompute=use_recompute))
             start += depth
         self.layers = nn.LayerList(layers)
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
@@ -139,6 +138,11 @@ class SwinTransformer(StagedTransformer):
         self.feature_info = [feature_entry(embed_dim * 2 ** i, patch * 2 ** i, f"layers.{i}")
                              for i in range(len(depths))]
         self.freeze_stages(frozen_stages)
+
+    def _make_stage(self, index: int, dim: int, out_dim: int, **options) -> SwinT:
+        """Stage ``index``: the mixer at ``dim`` channels ending at ``out_dim``, with the
+        options the constructor gives every stage (Swin V2 builds its own mixer here)."""
+        return SwinT(dim, out_dim, **options)
 
 
 #: The official configurations (configs/swin/*.yaml): channels, depths, heads per size.

@@ -1,6 +1,6 @@
 """Official PyTorch checkpoints into miziha networks that keep the official names
-(:class:`~miziha.models.SwinTransformer`, :class:`~miziha.models.HRNet`,
-:class:`~miziha.models.CycleNet`, :class:`~miziha.models.ASMLP`)."""
+(:class:`~miziha.models.SwinTransformer`, :class:`~miziha.models.SwinTransformerV2`,
+:class:`~miziha.models.HRNet`, :class:`~miziha.models.CycleNet`, :class:`~miziha.models.ASMLP`)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import paddle.nn as nn
 __all__ = ["official_to_miziha", "DERIVED_BUFFERS", "RENAMED_BUFFERS"]
 
 #: Buffers of the official checkpoints that miziha derives from the input size
-#: (Swin's ``relative_position_index``, ``attn_mask``; PaddleClas's cached
-#: ``relative_position_bias``) or from the channels (CycleMLP's fixed Cycle FC ``offset``),
-#: or does not keep (BatchNorm's ``num_batches_tracked``): dropped.
-DERIVED_BUFFERS = ("relative_position_index", "attn_mask", "relative_position_bias", "offset",
-                   "num_batches_tracked")
+#: (Swin's ``relative_position_index``, ``attn_mask``, Swin V2's ``relative_coords_table``;
+#: PaddleClas's cached ``relative_position_bias``) or from the channels (CycleMLP's fixed
+#: Cycle FC ``offset``), or does not keep (BatchNorm's ``num_batches_tracked``): dropped.
+DERIVED_BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask",
+                   "relative_position_bias", "offset", "num_batches_tracked")
 
 #: PyTorch BatchNorm running statistics -> Paddle's names for them.
 RENAMED_BUFFERS = {"running_mean": "_mean", "running_var": "_variance"}
