@@ -43,6 +43,10 @@ class LoadReport:
         format: the file format (``torch-zip``, ``torch-legacy``, ``safetensors``,
             ``paddle``, ``dict``).
         model: the model's class name.
+        unwrapped: what was taken out of the file's wrapping (the wrapper key, such as
+            ``state_dict_ema`` or ``model``, and a ``module.`` prefix), in order.
+        passed_over: the file's other wrapper keys holding weights (``state_dict`` when
+            CSWin's ``state_dict_ema`` was taken).
         loaded: model keys given a value from the checkpoint.
         renamed: checkpoint key -> model key, where they differ.
         resized: model key -> (checkpoint shape, model shape) of resized tables.
@@ -57,6 +61,8 @@ class LoadReport:
     source: str = ""
     format: str = ""
     model: str = ""
+    unwrapped: List[str] = field(default_factory=list)
+    passed_over: List[str] = field(default_factory=list)
     loaded: List[str] = field(default_factory=list)
     renamed: Dict[str, str] = field(default_factory=dict)
     resized: Dict[str, Tuple[List[int], List[int]]] = field(default_factory=dict)
@@ -71,8 +77,12 @@ class LoadReport:
             shown = ", ".join(names[:limit])
             return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
         lines = [f"{self.path or 'state dict'} ({self.format}, {self.source} names) -> "
-                 f"{self.model}",
-                 f"  loaded        {len(self.loaded)} tensors"]
+                 f"{self.model}"]
+        if self.unwrapped:
+            lines.append(f"  unwrapped     {', '.join(self.unwrapped)}" +
+                         (f" (passed over: {', '.join(self.passed_over)})"
+                          if self.passed_over else ""))
+        lines.append(f"  loaded        {len(self.loaded)} tensors")
         if self.renamed:
             pairs = [f"{a} -> {b}" for a, b in self.renamed.items()]
             lines.append(f"  renamed       {len(pairs)}: {some(pairs, 3)}")
@@ -85,7 +95,8 @@ class LoadReport:
             lines.append(f"  head skipped  {some(self.head_skipped)} (other classes: left at "
                          f"initialisation)")
         if self.dropped:
-            lines.append(f"  dropped       {len(self.dropped)} derived buffers")
+            lines.append(f"  dropped       {len(self.dropped)} derived buffers: "
+                         f"{some(self.dropped, 2)}")
         lines.append(f"  missing       {len(self.missing)}" +
                      (f": {some(self.missing)}" if self.missing else ""))
         lines.append(f"  unexpected    {len(self.unexpected)}" +
