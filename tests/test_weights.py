@@ -23,6 +23,26 @@ Test data in tests/data/weights/, each made once (the scripts are not committed)
 - ``views.pth`` / ``views_legacy.pth``: tensors that are transposed and sliced views,
   float16, bfloat16, int64, a Parameter, a scalar, under ``{"state_dict": ...}``.
 - ``forbidden_global.pth``: a pickle calling ``os.system`` (written by hand).
+- ``cswin_tiny_official.pth``: ``torch.save({"state_dict": a, "state_dict_ema": b,
+  "epoch": 299})`` (the release layout) of two random state dicts of the official CSWin code's
+  ``CSWinTransformer(img_size=224, embed_dim=2, depth=[1, 1, 1, 1], split_size=[1, 2, 7, 7],
+  num_heads=[2, 2, 2, 2], mlp_ratio=1.0, num_classes=3)``.
+- ``cyclemlp_tiny_official.pth``: ``torch.save({"model": ...})`` of the official
+  ``CycleNet([1, 1, 1, 1], embed_dims=[4, 4, 8, 8], mlp_ratios=[1, 1, 1, 1],
+  transitions=[True] * 4, num_classes=3)``, random weights, its ``offset`` buffers as built.
+- ``asmlp_tiny_official.pth``: ``torch.save({"model": ...})`` of the official
+  ``AS_MLP(img_size=32, embed_dim=3, depths=[1, 1, 1, 1], shift_size=3, mlp_ratio=1.0,
+  num_classes=3)``, random weights.
+- ``hrnet_tiny_official.pth.xz``: ``torch.save(state_dict)`` (the release layout) of the
+  official ``cls_hrnet.HighResolutionNet`` with STAGE1 one 64-wide Bottleneck, STAGE2..4 one
+  module of one BasicBlock a branch at widths 4, 8, 16, 32 and a 3-class classifier, then
+  xz-compressed: its fixed 2048-wide head holds 9.7M numbers, so every tensor over 64
+  elements repeats one random row of 97 (scaled by its fan-in), the others are random.
+- ``cswin_tiny_paddleclas.pdparams`` and ``_logits.json``: PaddleClas's own
+  ``CSwinTransformer(image_size=224, embed_dim=2, depths=[1, 1, 1, 1], splits=[1, 2, 7, 7],
+  num_heads=[2, 2, 2, 2], mlp_ratio=1.0, class_num=3)`` (``model_zoo/cswin_transformer.py``,
+  Paddle 3.3.1) with weights seeded by each name's CRC32, ``paddle.save`` of its state dict,
+  and its eval logits on ``default_rng(3).standard_normal((1, 3, 224, 224))``.
 """
 
 import gzip
@@ -388,7 +408,7 @@ def _hrnet_tiny() -> HRNet:
 
 
 FAMILIES = {
-    "swin": (lambda: _tiny_swin(), "swin_tiny_official.pth"),
+    "swin": (_tiny_swin, "swin_tiny_official.pth"),
     "cswin": (lambda: miziha.create_model("cswin_tiny_224", **CSWIN_TINY),
               "cswin_tiny_official.pth"),
     "cyclemlp": (lambda: miziha.create_model("cyclemlp_b1", num_classes=3, layers=(1, 1, 1, 1),
