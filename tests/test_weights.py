@@ -580,7 +580,8 @@ def test_paddleclas_cswin_is_detected_and_gives_paddleclas_logits():
     assert not (report.missing or report.unexpected or report.dropped or report.filled)
     # every key but the final norm and head is renamed
     assert len(report.renamed) == len(model.state_dict()) - 4
-    assert report.renamed["stages.2.blocks.0.attns.1.get_v.weight"] == "stage3.0.attns.1.get_v.weight"
+    assert report.renamed["stages.2.blocks.0.attns.1.get_v.weight"] == \
+        "stage3.0.attns.1.get_v.weight"
     assert report.renamed["stages.1.merge.conv.weight"] == "merge2.conv.weight"
     reference = _json("cswin_tiny_paddleclas_logits.json")
     logits = _logits(model, 3, (1, 3, 224, 224))
