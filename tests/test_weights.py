@@ -23,23 +23,48 @@ Test data in tests/data/weights/, each made once (the scripts are not committed)
 - ``views.pth`` / ``views_legacy.pth``: tensors that are transposed and sliced views,
   float16, bfloat16, int64, a Parameter, a scalar, under ``{"state_dict": ...}``.
 - ``forbidden_global.pth``: a pickle calling ``os.system`` (written by hand).
+- ``cswin_tiny_official.pth``: ``torch.save({"state_dict": a, "state_dict_ema": b,
+  "epoch": 299})`` (the release layout) of two random state dicts of the official CSWin code's
+  ``CSWinTransformer(img_size=224, embed_dim=2, depth=[1, 1, 1, 1], split_size=[1, 2, 7, 7],
+  num_heads=[2, 2, 2, 2], mlp_ratio=1.0, num_classes=3)``.
+- ``cyclemlp_tiny_official.pth``: ``torch.save({"model": ...})`` of the official
+  ``CycleNet([1, 1, 1, 1], embed_dims=[4, 4, 8, 8], mlp_ratios=[1, 1, 1, 1],
+  transitions=[True] * 4, num_classes=3)``, random weights, its ``offset`` buffers as built.
+- ``asmlp_tiny_official.pth``: ``torch.save({"model": ...})`` of the official
+  ``AS_MLP(img_size=32, embed_dim=3, depths=[1, 1, 1, 1], shift_size=3, mlp_ratio=1.0,
+  num_classes=3)``, random weights.
+- ``hrnet_tiny_official.pth.xz``: ``torch.save(state_dict)`` (the release layout) of the
+  official ``cls_hrnet.HighResolutionNet`` with STAGE1 one 64-wide Bottleneck, STAGE2..4 one
+  module of one BasicBlock a branch at widths 4, 8, 16, 32 and a 3-class classifier, then
+  xz-compressed: its fixed 2048-wide head holds 9.7M numbers, so every tensor over 64
+  elements repeats one random row of 97 (scaled by its fan-in), the others are random.
+- ``cswin_tiny_paddleclas.pdparams`` and ``_logits.json``: PaddleClas's own
+  ``CSwinTransformer(image_size=224, embed_dim=2, depths=[1, 1, 1, 1], splits=[1, 2, 7, 7],
+  num_heads=[2, 2, 2, 2], mlp_ratio=1.0, class_num=3)`` (``model_zoo/cswin_transformer.py``,
+  Paddle 3.3.1) with weights seeded by each name's CRC32, ``paddle.save`` of its state dict,
+  and its eval logits on ``default_rng(3).standard_normal((1, 3, 224, 224))``.
 """
 
 import gzip
 import json
+import lzma
 import os
 import pickle
+import re
 import zipfile
 import zlib
 
 import numpy as np
 import paddle
 import pytest
+from safetensors.numpy import save_file
 
 import miziha
+from miziha.models.cswin import KEY_MAPS as CSWIN_KEY_MAPS
+from miziha.models.hrnet import HRNet, HRNetConfig
 from miziha.weights import load_pretrained, read_checkpoint
 from miziha.weights.cli import main as cli_main
-from miziha.weights.convert import convert_state
+from miziha.weights.convert import apply_key_map, convert_state
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "weights")
 TINY = dict(embed_dim=4, depths=(2, 2), num_heads=(1, 2), window_size=2, num_classes=3)
@@ -368,3 +393,241 @@ def test_official_to_miziha_is_the_official_source_of_convert_state():
     arrays, report = convert_state(model, state, "torch", source="official")
     assert converted.keys() == arrays.keys() == model.state_dict().keys()
     assert report.source == "official"
+
+
+# ---------------------------------------------------------------------------------------
+# Every family's official file (see the module docstring for how each was made).
+
+CSWIN_TINY = dict(num_classes=3, embed_dim=2, depths=(1, 1, 1, 1), num_heads=(2, 2, 2, 2),
+                  split_sizes=(1, 2, 7, 7), mlp_ratio=1.0)
+HRNET_TINY = HRNetConfig(1, (1, 1, 1), (1, 1, 1), (4, 8, 16, 32))
+
+
+def _hrnet_tiny() -> HRNet:
+    return HRNet(3, HRNET_TINY)
+
+
+FAMILIES = {
+    "swin": (_tiny_swin, "swin_tiny_official.pth"),
+    "cswin": (lambda: miziha.create_model("cswin_tiny_224", **CSWIN_TINY),
+              "cswin_tiny_official.pth"),
+    "cyclemlp": (lambda: miziha.create_model("cyclemlp_b1", num_classes=3, layers=(1, 1, 1, 1),
+                                             embed_dims=(4, 4, 8, 8), mlp_ratios=(1, 1, 1, 1)),
+                 "cyclemlp_tiny_official.pth"),
+    "asmlp": (lambda: miziha.create_model("asmlp_tiny", num_classes=3, embed_dim=3,
+                                          depths=(1, 1, 1, 1), shift_size=3, mlp_ratio=1.0),
+              "asmlp_tiny_official.pth"),
+    "hrnet": (_hrnet_tiny, "hrnet_tiny_official.pth.xz"),
+}
+
+
+def _family_file(family: str, tmp_path) -> str:
+    """The family's fixture; HRNet's (9.7M parameters, a 2048-wide head whatever the
+    branches' widths) is committed xz-compressed and unpacked here."""
+    name = FAMILIES[family][1]
+    if not name.endswith(".xz"):
+        return _path(name)
+    path = tmp_path / name[:-len(".xz")]
+    with lzma.open(_path(name)) as packed:
+        path.write_bytes(packed.read())
+    return str(path)
+
+
+def _built(family: str) -> paddle.nn.Layer:
+    model = FAMILIES[family][0]()
+    model.eval()
+    return model
+
+
+def _expected_report(family: str, state: dict) -> dict:
+    """What the report of each family's official file lists, from the official code's
+    layout: the wrapper its releases use, the derived buffers, BatchNorm renames."""
+    bn = {k: k.replace("running_mean", "_mean").replace("running_var", "_variance")
+          for k in state if k.endswith(("running_mean", "running_var"))}
+    return {
+        "swin": dict(unwrapped=["model"], passed_over=[], renamed=bn, dropped=sorted(
+            [f"layers.{i}.blocks.{j}.attn.relative_position_index" for i in (0, 1)
+             for j in (0, 1)] + ["layers.0.blocks.1.attn_mask", "layers.1.blocks.1.attn_mask"])),
+        "cswin": dict(unwrapped=["state_dict_ema"], passed_over=["state_dict"], renamed={},
+                      dropped=[]),
+        "cyclemlp": dict(unwrapped=["model"], passed_over=[], renamed={}, dropped=sorted(
+            f"network.{2 * i}.0.attn.sfc_{axis}.offset" for i in range(4) for axis in "hw")),
+        "asmlp": dict(unwrapped=["model"], passed_over=[], renamed={}, dropped=[]),
+        "hrnet": dict(unwrapped=[], passed_over=[], renamed=bn, dropped=sorted(
+            k for k in state if k.endswith("num_batches_tracked"))),
+    }[family]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_loads_its_official_file_strictly_as_official_to_miziha(family, tmp_path):
+    path = _family_file(family, tmp_path)
+    model = _built(family)
+    report = load_pretrained(model, path, strict=True)
+    state = read_checkpoint(path).state
+    expected = _expected_report(family, state)
+    assert (report.format, report.source) == ("torch-zip", "official")
+    assert report.unwrapped == expected["unwrapped"]
+    assert report.passed_over == expected["passed_over"]
+    assert sorted(report.dropped) == expected["dropped"]
+    assert report.renamed == expected["renamed"]
+    assert sorted(report.loaded) == sorted(model.state_dict())
+    assert not (report.missing or report.unexpected or report.resized or report.filled
+                or report.head_skipped)
+    direct = _built(family)
+    converted = miziha.weights.official_to_miziha(direct, state)
+    direct.set_state_dict(converted)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), converted[name], err_msg=name)
+    logits = _logits(model, 0, (2, 3, 32, 32))
+    assert np.isfinite(logits).all() and np.abs(logits).max() > 0
+    np.testing.assert_array_equal(logits, _logits(direct, 0, (2, 3, 32, 32)))
+
+
+def test_family_counts_of_the_official_files():
+    """The fixtures hold what the official code's state dicts hold: CSWin both weights,
+    CycleMLP two offsets a block, HRNet a num_batches_tracked per BatchNorm."""
+    cswin = read_checkpoint(_path("cswin_tiny_official.pth"))
+    assert len(cswin.state) == len(_built("cswin").state_dict()) == 82
+    cycle = read_checkpoint(_path("cyclemlp_tiny_official.pth")).state
+    assert sum(k.endswith(".offset") for k in cycle) == 8
+    with lzma.open(_path("hrnet_tiny_official.pth.xz")) as packed:
+        assert packed.read(2) == b"PK"
+
+
+def test_cswin_ema_or_plain_weights(tmp_path):
+    path = _path("cswin_tiny_official.pth")
+    plain = _built("cswin")
+    report = load_pretrained(plain, path, ema=False)
+    assert report.unwrapped == ["state_dict"] and report.passed_over == ["state_dict_ema"]
+    direct = _built("cswin")
+    direct.set_state_dict(miziha.weights.official_to_miziha(
+        direct, read_checkpoint(path, ema=False).state))
+    np.testing.assert_array_equal(_logits(plain, 0, (1, 3, 32, 32)),
+                                  _logits(direct, 0, (1, 3, 32, 32)))
+    ema = _built("cswin")
+    text = str(load_pretrained(ema, path))
+    assert "unwrapped     state_dict_ema (passed over: state_dict)" in text
+    assert np.abs(_logits(ema, 0, (1, 3, 32, 32)) - _logits(plain, 0, (1, 3, 32, 32))).max() > 1e-3
+
+
+def test_timm_hrnet_ssld_file_without_head_biases_reads_as_timm_with_them_filled(tmp_path):
+    """timm's ``hrnet_w18_ssld`` / ``hrnet_w48_ssld`` (``head_conv_bias=False``) lack the
+    head conv biases; detection picks ``timm`` (whose map fills them) over ``official``."""
+    state = read_checkpoint(_family_file("hrnet", tmp_path)).state
+    biases = ["downsamp_modules.0.0.bias", "downsamp_modules.1.0.bias",
+              "downsamp_modules.2.0.bias", "final_layer.0.bias"]
+    path = str(tmp_path / "hrnet_ssld.safetensors")
+    save_file({k: v for k, v in state.items() if k not in biases}, path)
+    model = _built("hrnet")
+    report = load_pretrained(model, path)
+    assert (report.source, report.filled) == ("timm", biases)
+    assert not report.missing and not report.unexpected
+    direct = _built("hrnet")
+    direct.set_state_dict(miziha.weights.official_to_miziha(
+        direct, {k: np.zeros_like(v) if k in biases else v for k, v in state.items()}))
+    np.testing.assert_array_equal(_logits(model, 0, (1, 3, 32, 32)),
+                                  _logits(direct, 0, (1, 3, 32, 32)))
+    with pytest.raises(ValueError, match=r"missing \['downsamp_modules\.0\.0\.bias"):
+        load_pretrained(_built("hrnet"), path, source="official")
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_failed_strict_load_leaves_every_tensor(family, tmp_path):
+    """Another family's file (missing and unexpected keys) and a file whose every tensor
+    fits but the stem's (the first checked): every tensor of the model is as before."""
+    model = _built(family)
+    before = _arrays(model)
+    other = "asmlp" if family != "asmlp" else "cyclemlp"
+    with pytest.raises(ValueError, match="does not fit|do not fit"):
+        load_pretrained(model, _family_file(other, tmp_path))
+    state = model.state_dict()
+    arrays = {k: v.numpy() for k, v in state.items()}
+    first = list(arrays)[0]
+    arrays[first] = np.zeros([d + 1 for d in arrays[first].shape], arrays[first].dtype)
+    path = str(tmp_path / "last_wrong.pdparams")
+    paddle.save(arrays, path)
+    with pytest.raises(ValueError, match=re.escape(f"{first}: the model has shape")):
+        load_pretrained(model, path)
+    for name, value in _arrays(model).items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_truncated_pdparams_and_wrapper_without_tensors(tmp_path):
+    model = _built("cswin")
+    before = _arrays(model)
+    with open(_path("cswin_tiny_paddleclas.pdparams"), "rb") as file:
+        data = file.read()
+    cut = tmp_path / "cut.pdparams"
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError, match="truncated|not a Paddle checkpoint"):
+        load_pretrained(model, str(cut))
+    empty = str(tmp_path / "empty.pdparams")
+    paddle.save({"epoch": 3}, empty)
+    with pytest.raises(ValueError, match="no tensors in the checkpoint"):
+        load_pretrained(model, empty)
+    for name, value in _arrays(model).items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+# ---------------------------------------------------------------------------------------
+# CSWin from PaddleClas.
+
+def test_paddleclas_cswin_is_detected_and_gives_paddleclas_logits():
+    path = _path("cswin_tiny_paddleclas.pdparams")
+    model = _built("cswin")
+    report = load_pretrained(model, path)
+    assert (report.format, report.source) == ("paddle", "paddleclas")
+    assert not (report.missing or report.unexpected or report.dropped or report.filled)
+    # every key but the final norm and head is renamed
+    assert len(report.renamed) == len(model.state_dict()) - 4
+    assert report.renamed["stages.2.blocks.0.attns.1.get_v.weight"] == \
+        "stage3.0.attns.1.get_v.weight"
+    assert report.renamed["stages.1.merge.conv.weight"] == "merge2.conv.weight"
+    reference = _json("cswin_tiny_paddleclas_logits.json")
+    logits = _logits(model, 3, (1, 3, 224, 224))
+    np.testing.assert_allclose(logits, reference["logits"], rtol=1e-5, atol=1e-5)
+    # The direct load: the file's arrays under the mapped names, no layout change.
+    direct = _built("cswin")
+    direct.set_state_dict({apply_key_map(k, CSWIN_KEY_MAPS["paddleclas"]): v
+                           for k, v in read_checkpoint(path).state.items()})
+    np.testing.assert_array_equal(logits, _logits(direct, 3, (1, 3, 224, 224)))
+
+
+def test_cswin_detection_cannot_confuse_paddleclas_with_miziha(tmp_path):
+    """A Paddle file is ``miziha`` or ``paddleclas``: PaddleClas's CSWin names fit only
+    through its map (4 keys, norm and head, fit unmapped); miziha's own names pass the
+    PaddleClas map unchanged (its patterns are anchored at PaddleClas's prefixes), so they
+    tie and read as ``miziha``. A PyTorch file is never ``paddleclas``."""
+    source = _built("cswin")
+    load_pretrained(source, _path("cswin_tiny_paddleclas.pdparams"))
+    own = str(tmp_path / "own.pdparams")
+    paddle.save(source.state_dict(), own)
+    state = read_checkpoint(own).state
+    assert all(apply_key_map(k, CSWIN_KEY_MAPS["paddleclas"]) == k for k in state)
+    model = _built("cswin")
+    assert load_pretrained(model, own).source == "miziha"
+    np.testing.assert_array_equal(_logits(model, 0, (1, 3, 32, 32)),
+                                  _logits(source, 0, (1, 3, 32, 32)))
+    with pytest.raises(ValueError, match=r"missing \['stage1_conv_embed"):
+        load_pretrained(_built("cswin"), _path("cswin_tiny_paddleclas.pdparams"),
+                        source="miziha")
+    with pytest.raises(ValueError, match="this file the torch layout"):
+        load_pretrained(_built("cswin"), _path("cswin_tiny_official.pth"), source="paddleclas")
+    with pytest.raises(ValueError, match="do not fit|does not fit"):
+        load_pretrained(_tiny_swin(), _path("cswin_tiny_paddleclas.pdparams"))
+
+
+@pytest.mark.parametrize("family, source", [
+    ("cswin", "timm"), ("cyclemlp", "timm"), ("cyclemlp", "paddleclas"), ("asmlp", "timm"),
+    ("asmlp", "paddleclas")])
+def test_sources_without_a_map_are_named(family, source, tmp_path):
+    """timm has none of CSWin, CycleMLP, AS-MLP, Pale; PaddleClas none of CycleMLP, AS-MLP,
+    Pale (PaddleClas's CSWin and both sources' Swin and HRNet have maps)."""
+    path = _path("cswin_tiny_paddleclas.pdparams" if source == "paddleclas"
+                 else "swin_tiny_timm.safetensors")
+    model = _built(family)
+    with pytest.raises(ValueError, match=f"has no key map for '{source}' weights"):
+        load_pretrained(model, path, source=source)
+    pale = miziha.create_model("pale_tiny", num_classes=3, embed_dim=8, depths=(1, 1, 1, 1))
+    with pytest.raises(ValueError, match=f"PaleTransformer has no key map for '{source}'"):
+        load_pretrained(pale, path, source=source)

@@ -516,3 +516,7 @@ KEY_MAPS: dict[str, tuple[tuple[str, str], ...]] = {
 ZERO_FILLS: dict[str, tuple[str, ...]] = {
     "paddleclas": (r"^downsamp_modules\.\d+\.0\.bias$", r"^final_layer\.0\.bias$"),
 }
+
+# timm's ``hrnet_w18_ssld`` / ``hrnet_w48_ssld`` (PaddleClas's SSLD weights, official names)
+# are built with ``head_conv_bias=False``: the same biases are absent from their files.
+ZERO_FILLS["timm"] = ZERO_FILLS["paddleclas"]

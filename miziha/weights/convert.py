@@ -43,6 +43,10 @@ class LoadReport:
         format: the file format (``torch-zip``, ``torch-legacy``, ``safetensors``,
             ``paddle``, ``dict``).
         model: the model's class name.
+        unwrapped: what was taken out of the file's wrapping (the wrapper key, such as
+            ``state_dict_ema`` or ``model``, and a ``module.`` prefix), in order.
+        passed_over: the file's other wrapper keys holding weights (``state_dict`` when
+            CSWin's ``state_dict_ema`` was taken).
         loaded: model keys given a value from the checkpoint.
         renamed: checkpoint key -> model key, where they differ.
         resized: model key -> (checkpoint shape, model shape) of resized tables.
@@ -57,6 +61,8 @@ class LoadReport:
     source: str = ""
     format: str = ""
     model: str = ""
+    unwrapped: List[str] = field(default_factory=list)
+    passed_over: List[str] = field(default_factory=list)
     loaded: List[str] = field(default_factory=list)
     renamed: Dict[str, str] = field(default_factory=dict)
     resized: Dict[str, Tuple[List[int], List[int]]] = field(default_factory=dict)
@@ -71,8 +77,12 @@ class LoadReport:
             shown = ", ".join(names[:limit])
             return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
         lines = [f"{self.path or 'state dict'} ({self.format}, {self.source} names) -> "
-                 f"{self.model}",
-                 f"  loaded        {len(self.loaded)} tensors"]
+                 f"{self.model}"]
+        if self.unwrapped:
+            lines.append(f"  unwrapped     {', '.join(self.unwrapped)}" +
+                         (f" (passed over: {', '.join(self.passed_over)})"
+                          if self.passed_over else ""))
+        lines.append(f"  loaded        {len(self.loaded)} tensors")
         if self.renamed:
             pairs = [f"{a} -> {b}" for a, b in self.renamed.items()]
             lines.append(f"  renamed       {len(pairs)}: {some(pairs, 3)}")
@@ -85,7 +95,8 @@ class LoadReport:
             lines.append(f"  head skipped  {some(self.head_skipped)} (other classes: left at "
                          f"initialisation)")
         if self.dropped:
-            lines.append(f"  dropped       {len(self.dropped)} derived buffers")
+            lines.append(f"  dropped       {len(self.dropped)} derived buffers: "
+                         f"{some(self.dropped, 2)}")
         lines.append(f"  missing       {len(self.missing)}" +
                      (f": {some(self.missing)}" if self.missing else ""))
         lines.append(f"  unexpected    {len(self.unexpected)}" +
@@ -156,7 +167,8 @@ def _rename(state: Mapping[str, np.ndarray], pairs: Sequence[Tuple[str, str]],
             continue
         new = apply_key_map(key, pairs)
         if new in out:
-            raise ValueError(f"the key map gives two tensors the name {new!r}")
+            raise ValueError(f"the key map gives two tensors the name {new!r} ({key!r} and "
+                             f"another): not a checkpoint of this source")
         if new != key:
             renamed[key] = new
         out[new] = value
@@ -166,22 +178,30 @@ def _rename(state: Mapping[str, np.ndarray], pairs: Sequence[Tuple[str, str]],
 def detect_source(model: nn.Layer, state: Mapping[str, np.ndarray], layout: str) -> str:
     """The source whose names fit ``model`` best among those of the file's ``layout``
     (``"torch"``: official or timm; ``"paddle"``: miziha or paddleclas), counting the keys
-    that land on a model key after the source's map; a tie goes to the official names
-    (``official`` / ``miziha``: PaddleClas's Swin files, which keep them, read as
-    ``miziha``)."""
+    that land on a model key after the source's map (a map that merges two of the file's
+    keys rules its source out), then (on a tie) the model keys the source's ``ZERO_FILLS``
+    fill (timm's ``hrnet_w*_ssld`` files, which
+    lack HRNet's head conv biases, read as ``timm``); a tie after both goes to the
+    official names (``official`` / ``miziha``: PaddleClas's Swin files, which keep them,
+    read as ``miziha``)."""
     if layout not in SOURCES.values():
         raise ValueError(f"layout must be 'torch' or 'paddle', got {layout!r}")
-    key_maps, _ = family_maps(model)
+    key_maps, zero_fills = family_maps(model)
     expected = set(model.state_dict())
-    best, best_score = None, -1
+    best, best_score = None, (-1, -1)
     plain = [s for s in SOURCES if s in ("official", "miziha")]
     for source in plain + [s for s in SOURCES if s not in plain]:
         if SOURCES[source] != layout or (source not in plain and source not in key_maps):
             continue
-        names = _rename(state, key_maps.get(source, ()), {}, [])
+        try:
+            names = _rename(state, key_maps.get(source, ()), {}, [])
+        except ValueError:  # the map merges two of the file's keys: not this source's file
+            continue
         if layout == "torch":
             names = to_paddle_layout({k: np.empty(0) for k in names}, set(), {})
-        score = len(expected & set(names))
+        fillable = [name for name in expected - set(names)
+                    if any(re.search(p, name) for p in zero_fills.get(source, ()))]
+        score = (len(expected & set(names)), len(fillable))
         if score > best_score:
             best, best_score = source, score
     return best

@@ -47,7 +47,9 @@ def load_pretrained(model: nn.Layer, path: PathLike, strict: bool = True,
             as it was.
     """
     checkpoint = read_checkpoint(path, ema=ema)
-    report = LoadReport(path=os.fspath(path), format=checkpoint.format)
+    report = LoadReport(path=os.fspath(path), format=checkpoint.format,
+                        unwrapped=list(checkpoint.unwrapped),
+                        passed_over=list(checkpoint.passed_over))
     arrays, report = convert_state(model, checkpoint.state, checkpoint.layout, source,
                                    strict=strict, report=report)
     current = model.state_dict()

@@ -43,11 +43,15 @@ _TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER (legac
 class Checkpoint(NamedTuple):
     """A file's tensors: ``state`` (names -> arrays), ``layout`` (``"torch"`` or
     ``"paddle"``), ``format`` (``"torch-zip"``, ``"torch-legacy"``, ``"safetensors"``,
-    ``"paddle"``)."""
+    ``"paddle"``), ``unwrapped`` (the wrapper key taken and a ``"module."`` prefix removed,
+    in that order), ``passed_over`` (the file's other wrapper keys holding a state dict,
+    e.g. ``state_dict`` when ``state_dict_ema`` was taken)."""
 
     state: Dict[str, np.ndarray]
     layout: str
     format: str
+    unwrapped: Tuple[str, ...] = ()
+    passed_over: Tuple[str, ...] = ()
 
 
 class _StorageType(NamedTuple):
@@ -317,20 +321,26 @@ def read_paddle(path: PathLike) -> Dict[str, np.ndarray]:
     return {k: v for k, v in state.items() if k != "StructuredToParameterName@@"}
 
 
-def unwrap_state_dict(obj: Any, ema: bool = True) -> Dict[str, np.ndarray]:
+def unwrap_state_dict(obj: Any, ema: bool = True) -> Tuple[Dict[str, np.ndarray],
+                                                           Tuple[str, ...], Tuple[str, ...]]:
     """The state dict inside a training checkpoint: the first of :data:`WRAPPER_KEYS` that
     holds a mapping (``ema=False``: not ``state_dict_ema``), with a ``module.`` prefix on
     every key (DataParallel) removed; only array entries are kept.
 
+    Returns: the state dict, what was unwrapped (the key taken, ``"module."``), and the
+    other wrapper keys that hold a mapping (passed over).
+
     Raises:
         ValueError: no arrays in it.
     """
-    for key in WRAPPER_KEYS:
-        if not ema and key == "state_dict_ema":
-            continue
-        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-            break
+    unwrapped, passed_over = [], []
+    if isinstance(obj, Mapping):
+        present = [key for key in WRAPPER_KEYS if isinstance(obj.get(key), Mapping)]
+        taken = [key for key in present if ema or key != "state_dict_ema"][:1]
+        if taken:
+            unwrapped.append(taken[0])
+            passed_over = [key for key in present if key != taken[0]]
+            obj = obj[taken[0]]
     if not isinstance(obj, Mapping):
         raise ValueError(f"not a state dict: the checkpoint holds a {type(obj).__name__}")
     state = {str(k): v for k, v in obj.items() if isinstance(v, np.ndarray)}
@@ -338,7 +348,8 @@ def unwrap_state_dict(obj: Any, ema: bool = True) -> Dict[str, np.ndarray]:
         raise ValueError(f"no tensors in the checkpoint (keys: {list(obj)[:8]})")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
-    return state
+        unwrapped.append("module.")
+    return state, tuple(unwrapped), tuple(passed_over)
 
 
 def read_checkpoint(path: PathLike, ema: bool = True) -> Checkpoint:
@@ -354,12 +365,15 @@ def read_checkpoint(path: PathLike, ema: bool = True) -> Checkpoint:
     with open(path, "rb") as file:
         head = file.read(16)
     if head.startswith(b"PK"):
-        return Checkpoint(unwrap_state_dict(read_torch(path), ema), "torch", "torch-zip")
-    if len(head) >= 9 and head[8:9] == b"{":  # safetensors: u64 header length, then JSON
+        raw, layout, fmt = read_torch(path), "torch", "torch-zip"
+    elif len(head) >= 9 and head[8:9] == b"{":  # safetensors: u64 header length, then JSON
         return Checkpoint(read_safetensors(path), "torch", "safetensors")
-    if head[:1] != b"\x80":
+    elif head[:1] != b"\x80":
         raise ValueError(f"{path}: not a checkpoint (neither a zip, a pickle nor a "
                          f"safetensors file; starts with {head[:8]!r})")
-    if _is_legacy_torch(head):
-        return Checkpoint(unwrap_state_dict(read_torch(path), ema), "torch", "torch-legacy")
-    return Checkpoint(unwrap_state_dict(read_paddle(path), ema), "paddle", "paddle")
+    elif _is_legacy_torch(head):
+        raw, layout, fmt = read_torch(path), "torch", "torch-legacy"
+    else:
+        raw, layout, fmt = read_paddle(path), "paddle", "paddle"
+    state, unwrapped, passed_over = unwrap_state_dict(raw, ema)
+    return Checkpoint(state, layout, fmt, unwrapped, passed_over)
