@@ -129,9 +129,12 @@ def _bottlenecks(in_channels: int, width: int, count: int) -> nn.Sequential:
 def _upsample_like(x: paddle.Tensor, like: paddle.Tensor, factor: int) -> paddle.Tensor:
     """Nearest upsampling by ``factor`` (the official ``nn.Upsample``), cropped to
     ``like``'s size: output pixel ``i`` comes from ``i // factor`` also when a stride-2
-    conv rounded a side up (odd sizes, where the official network fails)."""
+    conv rounded a side up (odd sizes, where the official network fails). Each pixel is
+    repeated by ``expand`` rather than ``F.interpolate`` (workaround 14)."""
     height, width = spatial_size(like, height_axis=2)
-    return F.interpolate(x, scale_factor=factor, mode="nearest")[:, :, :height, :width]
+    rows, cols = spatial_size(x, height_axis=2)
+    up = x.reshape([0, 0, rows, 1, cols, 1]).expand([-1, -1, -1, factor, -1, factor])
+    return up.reshape([0, 0, rows * factor, cols * factor])[:, :, :height, :width]
 
 
 class HighResolutionModule(nn.Layer):
