@@ -65,9 +65,11 @@ class Predictor:
     Args:
         path: the prefix given to :func:`save_for_inference`.
         threads: CPU math threads; default: Paddle's (1).
+        onednn: False runs Paddle's own CPU kernels instead of oneDNN's.
     """
 
-    def __init__(self, path: Union[str, Path], threads: Optional[int] = None) -> None:
+    def __init__(self, path: Union[str, Path], threads: Optional[int] = None,
+                 onednn: bool = True) -> None:
         model, params = Path(f"{path}.json"), Path(f"{path}.pdiparams")
         missing = [str(p) for p in (model, params) if not p.is_file()]
         if missing:
@@ -75,6 +77,8 @@ class Predictor:
         config = paddle_infer.Config(str(model), str(params))
         config.disable_gpu()
         config.disable_glog_info()
+        if not onednn:
+            config.disable_mkldnn()
         if threads is not None:
             if not isinstance(threads, int) or threads < 1:
                 raise ValueError(f"threads must be a positive int, got {threads!r}")

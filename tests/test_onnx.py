@@ -29,7 +29,6 @@ NETWORKS = [
     ("hrnet_w18_small_v2", dict()),
     ("swin_resnet50", dict(depths=(1, 1, 1, 1), widths=(8, 16, 16, 32), heads=(1, 2, 2, 4),
                            window_size=3)),
-    ("resnet50", dict()),
 ]
 MIXER_SIZES = [(1, 13, 9), (2, 12, 16)]  # [B, H, W]: odd with batch 1; batch 2
 NETWORK_SIZES = [(1, 37, 45), (2, 64, 64)]
