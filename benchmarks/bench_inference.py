@@ -20,8 +20,8 @@ The four runtimes are timed interleaved (round-robin, ``--repeats`` rounds after
 ``--warmup``), so that drifts in machine speed hit all alike; the median time of one forward
 gives images per second. Each runtime uses ``--threads`` threads (default: Paddle's, from
 OMP_NUM_THREADS, else 1). Before timing, each runtime's output is compared with eager's
-(``max_abs_diff``). A benchmark, not a test: it prints a table and writes JSON with the
-machine (CPU model, instruction-set flags, threads, versions).
+(``max_abs_diff``, next to ``max_abs_eager``). A benchmark, not a test: it prints a table
+and writes JSON with the machine (CPU model, instruction-set flags, threads, versions).
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def bench_model(name: str, batches: List[int], size: int, repeats: int, warmup: 
             x = np.random.default_rng(batch).standard_normal(
                 (batch, 3, size, size)).astype("float32")
             reference = run["eager"](x)
+            scale = float(np.abs(reference).max())
             diffs = {k: float(np.abs(fn(x) - reference).max()) for k, fn in run.items()}
             times = interleaved({k: (lambda fn=fn: fn(x)) for k, fn in run.items()},
                                 repeats, warmup)
@@ -105,7 +106,8 @@ def bench_model(name: str, batches: List[int], size: int, repeats: int, warmup: 
                 ms = median(times[runtime])
                 rows.append({"model": name, "batch": batch, "size": size, "runtime": runtime,
                              "median_ms": ms, "images_per_s": batch * 1e3 / ms,
-                             "max_abs_diff": diffs[runtime], "times_ms": times[runtime]})
+                             "max_abs_diff": diffs[runtime], "max_abs_eager": scale,
+                             "times_ms": times[runtime]})
             print(f"{name} batch {batch}: " + ", ".join(
                 f"{r['runtime']} {r['images_per_s']:.1f}/s" for r in rows[-len(RUNTIMES):]),
                 flush=True)
