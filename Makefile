@@ -4,12 +4,12 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.miziha-installed
 
-.PHONY: test demo tour cifar10 segmentation bench bench-networks bench-models clean
+.PHONY: test demo tour cifar10 segmentation bench bench-networks bench-models bench-inference export clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[cpu,examples,test]"
+	$(PY) -m pip install -q -e ".[cpu,examples,onnx,test]"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -42,5 +42,13 @@ bench-models: $(STAMP)
 	$(PY) -m pip install -q tqdm easydict prettytable ujson pyyaml
 	$(PY) benchmarks/bench_models.py $(ARGS)
 
+bench-inference: $(STAMP)
+	$(PY) benchmarks/bench_inference.py $(ARGS)
+
+# Both deployment formats of a registered network, and their parity: make export MODEL=swin_tiny_patch4_window7_224
+export: $(STAMP)
+	@test -n "$(MODEL)" || { echo "usage: make export MODEL=name (see miziha.list_models())"; exit 2; }
+	$(PY) examples/export_model.py $(MODEL) --out exported $(ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache exported

@@ -10,6 +10,8 @@ VERSION = re.search(r'^__version__ = "([^"]+)"',
 
 # What the comparison examples need: VisualDL logs, plots, the offline digits, image files.
 EXAMPLES = ["visualdl>=2.5", "matplotlib>=3.5", "scikit-learn>=1.0", "Pillow"]
+# ONNX export (miziha.export.to_onnx) and running the files.
+ONNX = ["paddle2onnx>=2.1", "onnxruntime>=1.17"]
 
 setup(
     name="miziha",
@@ -27,7 +29,8 @@ setup(
         "cpu": ["paddlepaddle>=3.0"],
         "gpu": ["paddlepaddle-gpu>=3.0"],
         "examples": EXAMPLES,
-        "test": ["pytest>=7"] + EXAMPLES,  # the tests run the examples
+        "onnx": ONNX,
+        "test": ["pytest>=7"] + EXAMPLES + ONNX,  # the tests run the examples and exports
     },
     license="Apache-2.0",
     classifiers=["Programming Language :: Python :: 3",

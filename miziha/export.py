@@ -1,7 +1,13 @@
-"""Save a layer for ``paddle.inference`` and run the saved files on NumPy arrays."""
+"""Save a layer for ``paddle.inference`` and run the saved files on NumPy arrays; convert
+it to ONNX (:func:`to_onnx`, the ``onnx`` extra)."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
@@ -11,7 +17,21 @@ import paddle.inference as paddle_infer
 import paddle.nn as nn
 from paddle.static import InputSpec
 
-__all__ = ["save_for_inference", "Predictor"]
+__all__ = ["save_for_inference", "Predictor", "to_onnx", "ONNX_PACKAGES"]
+
+#: What :func:`to_onnx` needs (``pip install miziha[onnx]``): the converter and, to run the
+#: files, onnxruntime.
+ONNX_PACKAGES = ("paddle2onnx", "onnxruntime")
+#: Run in a child process: paddle2onnx ends the process that calls it when it cannot convert
+#: a program (``sys.exit`` from its logger, or an abort in its C++ code).
+_CONVERT = """
+import sys
+import paddle2onnx
+model, params, out, opset = sys.argv[1:]
+paddle2onnx.export(model, params, out, int(opset), auto_upgrade_opset=False,
+                   optimize_tool="onnxoptimizer")
+"""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def save_for_inference(layer: nn.Layer, path: Union[str, Path], in_channels: int,
@@ -45,9 +65,11 @@ class Predictor:
     Args:
         path: the prefix given to :func:`save_for_inference`.
         threads: CPU math threads; default: Paddle's (1).
+        onednn: False runs Paddle's own CPU kernels instead of oneDNN's.
     """
 
-    def __init__(self, path: Union[str, Path], threads: Optional[int] = None) -> None:
+    def __init__(self, path: Union[str, Path], threads: Optional[int] = None,
+                 onednn: bool = True) -> None:
         model, params = Path(f"{path}.json"), Path(f"{path}.pdiparams")
         missing = [str(p) for p in (model, params) if not p.is_file()]
         if missing:
@@ -55,6 +77,8 @@ class Predictor:
         config = paddle_infer.Config(str(model), str(params))
         config.disable_gpu()
         config.disable_glog_info()
+        if not onednn:
+            config.disable_mkldnn()
         if threads is not None:
             if not isinstance(threads, int) or threads < 1:
                 raise ValueError(f"threads must be a positive int, got {threads!r}")
@@ -71,3 +95,59 @@ class Predictor:
         feed.copy_from_cpu(np.ascontiguousarray(x, dtype=np.float32))
         predictor.run()
         return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+
+
+def to_onnx(model: nn.Layer, path: Union[str, Path], in_channels: int = 3, opset: int = 17,
+            data_format: str = "NCHW") -> str:
+    """Write ``model`` (in eval mode) as an ONNX file with dynamic batch, height and width.
+
+    The layer is saved as by :func:`save_for_inference`, then converted by paddle2onnx in a
+    child process, so that a conversion that fails raises here instead of ending the
+    caller's process.
+
+    Args:
+        model: a layer or network taking one image tensor.
+        path: the ``.onnx`` file to write (its folder must exist).
+        in_channels: input channels ``C``.
+        opset: the ONNX opset (no automatic upgrade).
+        data_format: ``"NCHW"`` (input ``[B, C, H, W]``) or ``"NHWC"``.
+
+    Returns:
+        ``path``, as a string; the input is named ``x``.
+
+    Raises:
+        ImportError: paddle2onnx or onnxruntime is not installed (``pip install miziha[onnx]``).
+        RuntimeError: the conversion failed; the message names the model and gives
+            paddle2onnx's.
+    """
+    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"to_onnx needs {' and '.join(missing)}: pip install miziha[onnx]")
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < 7:
+        raise ValueError(f"opset must be an int >= 7, got {opset!r}")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"to_onnx cannot write {path}: no folder {path.parent}")
+    name = type(model).__name__
+    with tempfile.TemporaryDirectory(prefix="miziha-onnx-") as folder:
+        prefix = save_for_inference(model, Path(folder) / "model", in_channels, data_format)
+        params = Path(f"{prefix}.pdiparams")  # absent for a layer without parameters
+        path.unlink(missing_ok=True)
+        run = subprocess.run([sys.executable, "-c", _CONVERT, f"{prefix}.json",
+                              str(params) if params.is_file() else "", str(path), str(opset)],
+                             capture_output=True, text=True)
+    if run.returncode != 0 or not path.is_file():
+        raise RuntimeError(f"paddle2onnx could not convert {name} to ONNX (opset {opset}): "
+                           f"{_converter_message(run)}")
+    return str(path)
+
+
+def _converter_message(run: subprocess.CompletedProcess) -> str:
+    """paddle2onnx's error lines (from stdout and stderr, colours removed), or the end of
+    its output, and how the child process ended."""
+    lines = [_ANSI.sub("", line).strip() for line in (run.stdout + run.stderr).splitlines()]
+    errors = [line for line in lines if "error" in line.lower() and "warn" not in line.lower()]
+    text = " | ".join(errors or [line for line in lines if line][-5:]) or "no output"
+    end = f"exit status {run.returncode}" if run.returncode >= 0 \
+        else f"killed by signal {-run.returncode}"
+    return f"{text} ({end})"

@@ -45,6 +45,13 @@ def test_inference_predictor_matches_dygraph(exported):
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_predictor_without_onednn_matches_dygraph(exported):
+    layer, path = exported
+    x = _inputs((11, 6))
+    np.testing.assert_allclose(Predictor(path, onednn=False)(x),
+                               layer(paddle.to_tensor(x)).numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_save_for_inference_writes_files_a_predictor_runs(tmp_path):
     layer = randomize(miziha.SwinT(8, 8, num_heads=2, window_size=4, data_format="NHWC"))
     prefix = save_for_inference(layer, tmp_path / "nhwc", in_channels=8, data_format="NHWC")

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import paddle
 import paddle.distributed as dist
@@ -177,21 +177,28 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-#: The vector instruction sets that decide CPU kernel speed, widest first.
+#: Instruction-set flags of ``/proc/cpuinfo`` that decide which CPU kernels Paddle and the
+#: inference runtimes pick.
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
+             "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "neon", "asimd")
+#: The vector instruction sets, widest first.
 VECTOR_ISAS = ("avx512f", "avx2", "avx", "sse4_2", "neon", "asimd")
 
 
-def cpu_isa() -> str:
-    """The widest vector instruction set in ``/proc/cpuinfo``'s flags (``"unknown"`` when
-    there is none to read)."""
+def cpu_flags() -> List[str]:
+    """The :data:`ISA_FLAGS` this CPU lists (empty where ``/proc/cpuinfo`` is missing)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                flags = set(line.split(":", 1)[1].split())
-                return next((isa for isa in VECTOR_ISAS if isa in flags), "none listed")
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return "unknown"
+        return []
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines
+                  if line.startswith(("flags", "Features"))), set())
+    return [flag for flag in ISA_FLAGS if flag in flags]
+
+
+def cpu_isa() -> str:
+    """The widest vector instruction set the CPU lists (``"unknown"`` when none is)."""
+    return next((isa for isa in VECTOR_ISAS if isa in cpu_flags()), "unknown")
 
 
 def machine_metadata() -> dict:
@@ -203,6 +210,7 @@ def machine_metadata() -> dict:
         "device": paddle.get_device(),
         "cpu": cpu_name(),
         "isa": cpu_isa(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         # Importing Paddle sets OMP_NUM_THREADS to 1 when it is unset, so after the import
         # it holds the thread count Paddle computes with.

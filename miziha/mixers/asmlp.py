@@ -4,7 +4,7 @@ Vision") blocks used like ``nn.Conv2D``.
 The official model runs in NCHW with 1x1 ``Conv2d`` layers and ``GroupNorm(1, C)``
 everywhere; here the same parameters (official names, conv weights ``[out, in, 1, 1]``) are
 applied to channels-last tokens as matmuls, and ``GroupNorm(1, C)`` as Paddle's
-``group_norm`` on eager CPU, elsewhere as a layer norm over each sample's ``(H, W, C)``. The
+``instance_norm`` over each sample's ``(H, W, C)`` values seen as one channel. The
 axial shift (channels in ``torch.chunk`` groups, group ``g`` moved by
 ``g - shift_size // 2`` pixels, zero fill) along W and along H is one gather
 (:mod:`miziha.layers.shifts`); the two shifted maps then go through ``conv2_1`` and ``conv2_2`` in
@@ -22,7 +22,6 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .. import checks
-from ..paddle_fixes.cpu import eager_on_cpu
 from ..layers.size_cache import size_cached
 from ..layers.basic import DropPath
 from .base import IntPair, TokenMixer
@@ -46,20 +45,10 @@ class GroupNorm1(nn.GroupNorm):
     def forward(self, x: paddle.Tensor, affine: bool = True) -> paddle.Tensor:
         """Args: x ``[B, ..., C]``; affine: apply weight and bias (False: for a following
         :class:`Conv1x1` that takes :attr:`affine_terms`). Returns: ``x``'s shape."""
-        if eager_on_cpu(x):
-            # Paddle's CPU group_norm takes half the time of the layer_norm below
-            # (forward+backward), and a third with the affine terms. Without them, as one
-            # channel ("NCL" [B, 1, M]): 2/3 of the time of channels-last ("NLC").
-            if affine:
-                return F.group_norm(x.reshape([0, -1, self._num_channels]), 1, self._epsilon,
-                                    self.weight, self.bias, data_format="NLC"
-                                    ).reshape(shape_of(x))
-            return F.group_norm(x.reshape([0, 1, -1]), 1, self._epsilon,
-                                data_format="NCL").reshape(shape_of(x))
-        # Over the flattened sample: oneDNN's layer_norm (inference) takes the last axis only.
-        flat = x.reshape([0, -1])
-        normalized = F.layer_norm(flat, flat.shape[-1:], None, None, self._epsilon
-                                  ).reshape(shape_of(x))
+        # An instance norm of one 4-D channel of N*C values per sample (workaround 7): the
+        # form that eager mode, paddle.inference (oneDNN) and paddle2onnx all compute right.
+        normalized = F.instance_norm(x.reshape([0, 1, -1, 1]), eps=self._epsilon
+                                     ).reshape(shape_of(x))
         return normalized * self.weight + self.bias if affine else normalized
 
     @property

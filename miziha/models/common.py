@@ -10,6 +10,7 @@ import paddle.nn as nn
 from .. import checks
 from ..layers.basic import layer_norm
 from ..mixers.base import TokenMixer
+from ..paddle_fixes.workarounds import LeakyReLU
 
 from .features import stage_indices
 
@@ -37,7 +38,7 @@ def classification_head(in_features: int, num_classes: int) -> nn.Sequential:
     Dropout(0.2), Linear(in, 256), LayerNorm, Dropout(0.2), LeakyReLU, Linear(256, classes)."""
     num_classes = checks.positive_int("num_classes", num_classes)
     return nn.Sequential(nn.Dropout(0.2), nn.Linear(in_features, 256), layer_norm(256),
-                         nn.Dropout(0.2), nn.LeakyReLU(), nn.Linear(256, num_classes))
+                         nn.Dropout(0.2), LeakyReLU(), nn.Linear(256, num_classes))
 
 
 def check_image(x: paddle.Tensor, channels: int, model: str) -> None:

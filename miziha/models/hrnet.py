@@ -156,13 +156,16 @@ def _upsample_like(x: paddle.Tensor, like: paddle.Tensor, factor: int,
 
     ``"nearest"``: upsampling by ``factor`` (``cls_hrnet.py``'s ``nn.Upsample``), cropped to
     ``like``'s size, so output pixel ``i`` comes from ``i // factor`` also when a stride-2
-    conv rounded a side up (sizes not multiples of 32, where the official network fails).
+    conv rounded a side up (sizes not multiples of 32, where the official network fails);
+    each pixel is repeated by ``expand`` rather than ``F.interpolate`` (workaround 15).
     ``"bilinear"``: bilinear resizing to ``like``'s size, ``align_corners=False``
     (``seg_hrnet.py``'s ``F.interpolate``, any size)."""
     size = spatial_size(like, height_axis=2)
     if mode == "bilinear":
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    return F.interpolate(x, scale_factor=factor, mode="nearest")[:, :, :size[0], :size[1]]
+    rows, cols = spatial_size(x, height_axis=2)
+    up = x.reshape([0, 0, rows, 1, cols, 1]).expand([-1, -1, -1, factor, -1, factor])
+    return up.reshape([0, 0, rows * factor, cols * factor])[:, :, :size[0], :size[1]]
 
 
 class HighResolutionModule(nn.Layer):

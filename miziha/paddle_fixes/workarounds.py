@@ -44,9 +44,18 @@ can go.
 6. Integer index arithmetic uses tensors only (:func:`miziha.layers.shifts.shift_index`): an
    int64 tensor times or plus a Python number becomes a ``scale`` op, which Paddle 3.3's
    oneDNN inference kernel ignores for int64 (wrong tables in ``paddle.inference``).
-7. ``GroupNorm(1, C)`` runs as ``layer_norm`` over each flattened sample in graphs
-   (:class:`miziha.mixers.asmlp.GroupNorm1`; eager CPU takes Paddle's faster ``group_norm``):
-   oneDNN's inference ``layer_norm`` takes the last axis only.
+7. ``GroupNorm(1, C)`` on channels-last ``[B, ..., C]`` runs, in eager mode and in graphs
+   alike, as ``instance_norm`` without affine terms on each sample seen as one 4-D NCHW
+   channel ``[B, 1, N*C, 1]``, then the affine terms as elementwise ops
+   (:class:`miziha.mixers.asmlp.GroupNorm1`). The other forms fail somewhere: Paddle 3.3's
+   CPU ``group_norm`` backward gives a wrong input gradient when it has no weight (off by
+   0.045 on a ``[3, 6, 5, 7]`` map; with weight and bias it is right); oneDNN's
+   inference ``layer_norm`` takes the last axis only; paddle2onnx 2.1 ends the process
+   ("cannot create std::vector larger than max_size()") on a ``layer_norm`` over a
+   flattened axis of unknown size, aborts on a 3-D ``group_norm`` ("Only support
+   4D-Tensor as input for GroupNorm"), writes a 4-D one with a wrong ``epsilon`` (0.0,
+   1.0 or 4.7e-20 seen for 1e-5), and applies an NHWC one's affine terms along the wrong
+   axis.
 8. A batched ``matmul`` whose weight is broadcast over the batch (``[B, 2, N, K] @
    [2, K, C]``) fails in backward on CPU ("Input dimension size should be equal to 2"), so
    :mod:`miziha.mixers.asmlp` expands the weight first.
@@ -84,6 +93,18 @@ can go.
     row-major order, so the gradient is wrong without an error (CSWin's last-stage
     ``proj``, whose input is an attention output transposed as a view, got a wrong weight
     gradient). It can go when recompute restores such views.
+14. :class:`LeakyReLU` computes ``maximum(x, slope * x)`` instead of Paddle's
+    ``leaky_relu``: paddle2onnx 2.1 reads that op's ``negative_slope``, which Paddle 3.3
+    stores as a float64 attribute, as a float32 one, and writes an ONNX ``LeakyRelu`` with
+    ``alpha`` 4.3e-43 for 0.01 (a ReLU: SwinResNet50's logits were 1.9e-2 off). It can go
+    when paddle2onnx reads the attribute right.
+15. Nearest upsampling by an integer factor repeats each pixel with ``reshape`` +
+    ``expand`` (:func:`miziha.models.hrnet._upsample_like`) instead of ``F.interpolate``:
+    its ``nearest_interp`` op keeps ``scale`` as an array of float64 attributes, which
+    paddle2onnx 2.1 rejects ("the 0th elementwise MUST be ir::FloatAttribute", after which
+    its Python wrapper ends the process) and Paddle 3.3's oneDNN ``paddle.inference``
+    cannot run ("ConvertPirAttribute2RuntimeAttribute not support
+    [pir::ArrayAttribute<pir::DoubleAttribute>]"), also when given ``size`` instead.
 
 The Linear and LayerNorm here keep the parameters and names of ``nn.Linear`` and
 ``nn.LayerNorm``, so state dicts are Paddle's usual ones.
@@ -102,7 +123,7 @@ from .cpu import eager_on_cpu, place_key
 __all__ = ["Linear", "linear_forward", "LinearInputFunction", "LinearParamsFunction",
            "LayerNorm", "NormalizeFunction", "exact_gelu", "exact_gelu_grad", "line_conv",
            "LineConvInputFunction", "LineConvParamsFunction", "pad_bottom_right",
-           "conv_channels_last"]
+           "conv_channels_last", "LeakyReLU"]
 
 Affine = Tuple[Optional[paddle.Tensor], Optional[paddle.Tensor]]
 #: Output width from which Paddle's CPU bias gradient (a column sum) is slow (workaround 2):
@@ -548,3 +569,16 @@ def conv_channels_last(conv: nn.Conv2D, x: paddle.Tensor) -> paddle.Tensor:
     """``conv`` (an NCHW ``Conv2D``) on ``x [B, H, W, C]`` -> ``[B, H', W', C']``
     (workaround 5)."""
     return conv(x.transpose([0, 3, 1, 2])).transpose([0, 2, 3, 1])
+
+
+class LeakyReLU(nn.LeakyReLU):
+    """``nn.LeakyReLU`` as ``maximum(x, slope * x)`` (for slopes in ``[0, 1]``), which
+    paddle2onnx converts right (workaround 14); same arguments, no parameters."""
+
+    def __init__(self, negative_slope: float = 0.01, name: Optional[str] = None) -> None:
+        if not 0.0 <= negative_slope <= 1.0:
+            raise ValueError(f"LeakyReLU takes a negative_slope in [0, 1], got {negative_slope}")
+        super().__init__(negative_slope, name)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return paddle.maximum(x, x * self._negative_slope)
