@@ -85,11 +85,13 @@ def check_export(model: paddle.nn.Layer, path: Path, sizes: Sequence[Sequence[in
 
 def check_frozen_stages(build: Callable[..., paddle.nn.Layer], frozen: Sequence[str],
                         trained: Sequence[str], x: paddle.Tensor) -> None:
-    """``build()`` gives a network with ``frozen_stages=k``: parameters under the prefixes ``frozen`` (the stem and the
-    first k stages) get no gradient and their BatchNorm statistics stay; those under
-    ``trained`` get gradients, also after ``model.train()``."""
+    """``build()`` gives a network with ``frozen_stages=k``: parameters under the prefixes
+    ``frozen`` (the stem and the first k stages) get no gradient, their BatchNorm statistics
+    stay and their dropout / stochastic depth is off; those under ``trained`` get gradients,
+    also after a parent layer's ``train()`` switched every sublayer to training."""
     model = build()
-    model.train()
+    model.train(False)
+    paddle.nn.LayerList([model]).train()
     before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     model(x).sum().backward()
     params = dict(model.named_parameters())
@@ -104,4 +106,7 @@ def check_frozen_stages(build: Callable[..., paddle.nn.Layer], frozen: Sequence[
     for name, value in model.state_dict().items():
         if name.startswith(tuple(frozen)):
             np.testing.assert_array_equal(value.numpy(), before[name], err_msg=name)
+    for name, layer in model.named_sublayers():
+        if "Drop" in type(layer).__name__ and name.startswith(tuple(frozen)):
+            assert not layer.training, name
     assert any(name.startswith(tuple(frozen)) for name in params), "nothing was frozen"

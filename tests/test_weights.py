@@ -631,3 +631,9 @@ def test_sources_without_a_map_are_named(family, source, tmp_path):
     pale = miziha.create_model("pale_tiny", num_classes=3, embed_dim=8, depths=(1, 1, 1, 1))
     with pytest.raises(ValueError, match=f"PaleTransformer has no key map for '{source}'"):
         load_pretrained(pale, path, source=source)
+
+
+def test_pretrained_false_builds_fresh_and_true_asks_for_a_path():
+    assert not hasattr(miziha.create_model("resnet50", pretrained=False), "pretrained_report")
+    with pytest.raises(ValueError, match="pretrained=True: miziha downloads no weights"):
+        miziha.create_model("resnet50", pretrained=True)

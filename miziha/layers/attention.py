@@ -51,7 +51,7 @@ from ..paddle_fixes.workarounds import Affine, Linear, linear_forward
 from .basic import TRUNC_NORMAL, linear
 from .groups import TokenGroups
 from .shapes import Size, shape_of
-from .windows import WindowGeometry
+from .windows import MASK_VALUE, WindowGeometry
 
 __all__ = ["WindowAttention", "with_window_mask", "window_attention", "split_heads",
            "merge_heads", "group_attention", "group_heads", "ungroup", "qkv_half",
@@ -222,16 +222,19 @@ class WindowAttention(nn.Layer):
                 f"attention={self.attention!r}")
 
 
-def with_window_mask(bias: paddle.Tensor, geometry: WindowGeometry) -> paddle.Tensor:
+def with_window_mask(bias: paddle.Tensor, geometry: WindowGeometry,
+                     mask_value: Optional[float] = None) -> paddle.Tensor:
     """A position bias ``[1, heads, N, N]`` plus the window mask of ``geometry`` (if any),
     flattened: ``[K * heads * N * N]`` from ``[K, heads, N, N]``, where ``K`` is ``nW`` with
-    a mask and 1 without. The mask takes the bias's dtype (a half-precision model keeps
-    its own)."""
+    a mask and 1 without. Masked pairs get ``mask_value`` (None: :data:`MASK_VALUE`). The
+    mask takes the bias's dtype (a half-precision model keeps its own)."""
     n = geometry.window_tokens
     if geometry.mask is not None:
         mask = geometry.mask
         if mask.dtype != bias.dtype:
             mask = mask.astype(bias.dtype)
+        if mask_value is not None:
+            mask = mask * (mask_value / MASK_VALUE)
         bias = bias + mask.reshape([-1, 1, n, n])
     return bias.flatten()
 

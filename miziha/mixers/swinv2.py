@@ -27,6 +27,10 @@ from ..paddle_fixes.workarounds import linear_forward
 from .base import IntPair, TokenMixer
 from .swin import PatchMerging, SwinT
 
+#: What the official V2 code adds to masked scores. Cosine attention bounds the scores, so
+#: this is not "minus infinity" there: kept as is for equality with trained weights.
+OFFICIAL_MASK_VALUE = -100.0
+
 __all__ = ["SwinV2T", "SwinV2Block", "WindowAttentionV2", "PatchMergingV2", "SwinV2Geometry",
            "LOGIT_SCALE_MAX", "CPB_HIDDEN"]
 
@@ -128,7 +132,8 @@ class WindowAttentionV2(nn.Layer):
         scale = paddle.exp(paddle.clip(self.logit_scale, max=LOGIT_SCALE_MAX))
         q = F.normalize(q, axis=2) * scale.astype(q.dtype)  # cosine, scaled per head
         k = F.normalize(k, axis=2)
-        out = window_attention(q, k, v, with_window_mask(self.position_bias(geometry), geometry),
+        bias_mask = with_window_mask(self.position_bias(geometry), geometry, OFFICIAL_MASK_VALUE)
+        out = window_attention(q, k, v, bias_mask,
                                geometry, None, self.attn_drop, self.attention)
         out = merge_heads(out, n).reshape([-1, self.dim])
         return self.proj_drop(self.proj(out)).reshape(shape_of(windows))
@@ -211,11 +216,10 @@ class SwinV2T(SwinT):
     ``downsample``; Linear weights transposed. The buffers ``relative_coords_table``,
     ``relative_position_index`` and ``attn_mask`` are derived here, per map size.
 
-    Difference from the official code: masked pairs (the shifted-window regions, and
-    padding, which the official code does not have) get
-    :data:`~miziha.layers.windows.MASK_VALUE` (-1e4) where the official mask adds -100.
-    Cosine scores are at most 100 plus a bias of at most 16, so with a logit scale near its
-    clamp the official -100 can leave masked pairs a small weight; miziha's none.
+    Masked pairs (the shifted-window regions, and padding, which the official code does not
+    have) get the official -100 (:data:`OFFICIAL_MASK_VALUE`), not V1's -1e4: cosine scores
+    are at most 100 plus a bias of at most 16, so with a logit scale near its clamp -100
+    leaves masked pairs a small weight, and trained V2 weights expect exactly that.
 
     Args:
         in_channels: input channels ``C_in``.

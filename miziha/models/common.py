@@ -49,35 +49,35 @@ def check_image(x: paddle.Tensor, channels: int, model: str) -> None:
                          f"{list(x.shape)}")
 
 
+def _keep_in_eval(layer: nn.Layer, inputs) -> None:
+    """Forward pre-hook of every layer inside a frozen one: back to eval mode if a parent's
+    ``train()`` (which sets ``training`` on every sublayer directly) switched it."""
+    layer.training = False
+
+
 class FrozenStages:
     """Mixin for a network with ``frozen_stages=k``: the stem and the first ``k`` stages get
-    no gradient (``stop_gradient`` on their parameters) and keep their BatchNorm statistics
+    no gradient (``stop_gradient`` on their parameters; PyTorch's ``requires_grad``, which
+    PaddleDetection once set, is ignored by Paddle) and keep their BatchNorm statistics
     fixed, as detection and segmentation backbones do when fine-tuning.
 
-    BatchNorms of frozen layers normalise with their running statistics in every mode
-    (``use_global_stats``), so the freeze holds however a parent switches modes; the frozen
-    layers also stay in eval mode (no dropout, no stochastic depth) when this network's
-    :meth:`train` is called. The network owns the list; call :meth:`freeze` once at the end
-    of ``__init__``.
+    The freeze holds however the network is wrapped or switched: BatchNorms of frozen layers
+    normalise with their running statistics in every mode (``use_global_stats``), and a
+    forward pre-hook on every layer inside a frozen one puts it back in eval mode (no
+    dropout, no stochastic depth) before it runs. Call :meth:`freeze` once at the end of
+    ``__init__``.
     """
 
     def freeze(self, layers: Sequence[nn.Layer]) -> None:
         """Freeze ``layers`` (the stem, then the first ``k`` stages)."""
-        self._frozen: List[nn.Layer] = list(layers)
-        for layer in self._frozen:
+        for layer in layers:
             for param in layer.parameters():
                 param.stop_gradient = True
             for sub in [layer] + layer.sublayers():
                 if isinstance(sub, nn.layer.norm._BatchNormBase):
                     sub._use_global_stats = True
+                sub.register_forward_pre_hook(_keep_in_eval)
             layer.eval()
-
-    def train(self):
-        """Training mode, with the frozen layers left in eval mode."""
-        super().train()
-        for layer in getattr(self, "_frozen", ()):
-            layer.eval()
-        return self
 
 
 def frozen_stage_count(frozen_stages: int, num_stages: int) -> int:

@@ -102,7 +102,8 @@ def create_model(name: str, pretrained: Optional[Union[str, "os.PathLike[str]"]]
 
     Raises:
         ValueError: no network has that name (the message lists them).
-        ValueError: a ``pretrained`` file that is no checkpoint or does not fit.
+        ValueError: a ``pretrained`` file that is no checkpoint or does not fit, or
+            ``pretrained=True`` (a path is needed; ``False`` is the same as None).
         FileNotFoundError: no ``pretrained`` file there.
         TypeError: an option the network does not take (the message lists those it takes,
             :func:`model_options`), or ``features_only`` for a network without multi-scale
@@ -110,6 +111,12 @@ def create_model(name: str, pretrained: Optional[Union[str, "os.PathLike[str]"]]
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    if pretrained is True:
+        raise ValueError(f"pretrained=True: miziha downloads no weights; give the path of a "
+                         f"checkpoint file for {name} (docs/weights.md lists where each "
+                         f"family's are published)")
+    if pretrained is False:
+        pretrained = None
     accepted = model_options(name)
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
