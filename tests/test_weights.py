@@ -51,6 +51,7 @@ import lzma
 import os
 import pickle
 import re
+import struct
 import zipfile
 import zlib
 
@@ -62,7 +63,7 @@ from safetensors.numpy import save_file
 import miziha
 from miziha.models.cswin import KEY_MAPS as CSWIN_KEY_MAPS
 from miziha.models.hrnet import HRNet, HRNetConfig
-from miziha.weights import load_pretrained, read_checkpoint
+from miziha.weights import load_pretrained, read_checkpoint, readers
 from miziha.weights.cli import main as cli_main
 from miziha.weights.convert import apply_key_map, convert_state
 
@@ -637,3 +638,128 @@ def test_pretrained_false_builds_fresh_and_true_asks_for_a_path():
     assert not hasattr(miziha.create_model("resnet50", pretrained=False), "pretrained_report")
     with pytest.raises(ValueError, match="pretrained=True: miziha downloads no weights"):
         miziha.create_model("resnet50", pretrained=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Hostile files: written by hand (pickle opcodes), none may expand, run, or hang.
+
+def _text(value: str) -> bytes:
+    data = value.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+def _ints(values) -> bytes:
+    return b"(" + b"".join(b"J" + struct.pack("<i", v) for v in values) + b"t"
+
+
+def _tensor_pickle(key: str, numel: int, offset: int, size, stride) -> bytes:
+    """A protocol-2 pickle of ``{"w": tensor}`` as ``torch.save`` writes it: a
+    ``_rebuild_tensor_v2`` of a FloatStorage ``key`` of ``numel`` elements."""
+    storage = (b"(" + _text("storage") + b"ctorch\nFloatStorage\n" + _text(key) + _text("cpu")
+               + b"J" + struct.pack("<i", numel) + b"tQ")
+    tensor = (b"ctorch._utils\n_rebuild_tensor_v2\n(" + storage + b"J" + struct.pack("<i", offset)
+              + _ints(size) + _ints(stride) + b"\x89ccollections\nOrderedDict\n)RtR")
+    return b"\x80\x02}" + _text("w") + tensor + b"s."
+
+
+def _torch_zip(path, pickled: bytes, storages=None,
+               compression: int = zipfile.ZIP_STORED) -> str:
+    """A ``torch.save`` zip layout holding ``pickled`` and float32 ``storages`` (stored with
+    ``compression``)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickled)
+        archive.writestr("archive/byteorder", "little")
+        for key, values in (storages or {}).items():
+            archive.writestr(f"archive/data/{key}", np.asarray(values, "<f4").tobytes(),
+                             compress_type=compression)
+    return str(path)
+
+
+def test_crafted_tensor_reads_as_torch_saves_it(tmp_path):
+    """The hand-written tensor record reads: a transposed view of a 2x3 storage."""
+    path = _torch_zip(tmp_path / "t.pth", _tensor_pickle("0", 6, 0, (3, 2), (1, 3)),
+                      {"0": np.arange(6)})
+    np.testing.assert_array_equal(read_checkpoint(path).state["w"],
+                                  np.arange(6, dtype=np.float32).reshape(2, 3).T)
+
+
+@pytest.mark.parametrize("numel,offset,size,stride,message", [
+    (1, 0, (4000, 4000), (0, 0), r"tensor w of size \[4000, 4000\].*overlap"),
+    (4, 0, (2, 2), (1, 1), r"tensor w .*overlap"),
+    (16, 0, (4, 3), (3, 2), r"tensor w .*overlap"),
+    (6, 1, (2, 3), (3, 1), r"tensor w of size \[2, 3\] at offset 1 needs 7 elements"),
+    (6, 0, (2, 3), (-3, 1), r"corrupt tensor record w"),
+])
+def test_strides_that_overlap_or_leave_the_storage_are_refused(tmp_path, numel, offset, size,
+                                                              stride, message):
+    path = _torch_zip(tmp_path / "bad.pth", _tensor_pickle("0", numel, offset, size, stride),
+                      {"0": np.zeros(numel)})
+    with pytest.raises(ValueError, match=message):
+        read_checkpoint(path)
+
+
+def test_compressed_records_are_refused(tmp_path):
+    """torch.save stores records uncompressed; a deflated one could be a zip bomb (this one
+    is 64 MB of zeros in a few kB)."""
+    path = _torch_zip(tmp_path / "bomb.pth", _tensor_pickle("0", 4000 * 4000, 0, (4000, 4000),
+                                                            (4000, 1)),
+                      {"0": np.zeros(4000 * 4000)}, compression=zipfile.ZIP_DEFLATED)
+    assert os.path.getsize(path) < 100_000
+    with pytest.raises(ValueError, match=r"record archive/data/0 is compressed"):
+        read_checkpoint(path)
+
+
+def test_deeply_shared_containers_stay_shared(tmp_path):
+    """``L = [L, L]`` nested 40 deep is a 300-byte pickle of 2**40 paths: read as the 40
+    shared lists it holds (without memoising it never finishes)."""
+    nested: list = []
+    for _ in range(40):
+        nested = [nested, nested]
+    path = _torch_zip(tmp_path / "shared.pth", pickle.dumps({"model": nested}, protocol=2))
+    assert os.path.getsize(path) < 1000
+    read = readers.read_torch(path)["model"]
+    for _ in range(40):
+        assert read[0] is read[1]
+        read = read[0]
+    assert read == []
+
+
+def test_too_deep_nesting_and_memory_errors_are_value_errors(tmp_path, monkeypatch):
+    depth = 100_000  # lists nested 100000 deep: EMPTY_LIST opcodes, then APPENDs
+    deep = _torch_zip(tmp_path / "deep.pth", b"\x80\x02" + b"]" * depth + b"a" * (depth - 1) + b".")
+    with pytest.raises(ValueError, match="is not a checkpoint miziha can read: nested too "
+                                         "deeply"):
+        read_checkpoint(deep)
+    path = _torch_zip(tmp_path / "t.pth", _tensor_pickle("0", 6, 0, (2, 3), (3, 1)),
+                      {"0": np.zeros(6)})
+
+    def no_memory(*args):
+        raise MemoryError()
+    monkeypatch.setattr(readers, "_bytes_to_array", no_memory)
+    with pytest.raises(ValueError, match="is not a checkpoint miziha can read: too large"):
+        read_checkpoint(path)
+
+
+def test_legacy_storage_longer_than_the_file_is_refused(tmp_path):
+    """A legacy file whose first storage claims 2**60 bytes is refused before any read."""
+    with open(_path("views_legacy.pth"), "rb") as file:
+        data = file.read()
+    with open(_path("views_legacy.pth"), "rb") as file:
+        for _ in range(5):  # magic number, protocol, system info, object, storage keys
+            readers._unpickle(file, lambda pid: readers._Storage())
+        first = file.tell()  # the first storage's element count
+    huge = data[:first] + (2 ** 60).to_bytes(8, "little") + data[first + 8:]
+    path = tmp_path / "huge.pth"
+    path.write_bytes(huge)
+    with pytest.raises(ValueError, match="more than the rest of the file"):
+        read_checkpoint(str(path))
+
+
+def test_non_numeric_arrays_are_refused_naming_the_key(tmp_path):
+    path = str(tmp_path / "objects.pdparams")
+    with open(path, "wb") as file:
+        pickle.dump({"w": np.zeros(2, np.float32), "names": np.array(["a", None], object)},
+                    file, protocol=4)
+    with pytest.raises(ValueError, match=r"names: a weights file holds bool, integer or "
+                                         r"float arrays, this one has dtype object"):
+        read_checkpoint(path)

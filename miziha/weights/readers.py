@@ -102,19 +102,31 @@ def _rebuild_parameter(data: _Tensor, *_ignored: Any) -> _Tensor:
     return data
 
 
-def _tensor_array(tensor: _Tensor) -> np.ndarray:
-    """A copy of the strided view ``tensor`` describes."""
+def _tensor_array(tensor: _Tensor, name: str) -> np.ndarray:
+    """A copy of the strided view ``tensor`` describes (``name``: where it is in the file,
+    for errors). Every element must lie in the storage and no two may share one: weights
+    files hold contiguous tensors or plain views (slices, transposes), never a stride 0
+    (``expand``) or an overlap, which would let a tiny file describe a huge array."""
     flat, offset, size, stride = tensor.storage.array, tensor.offset, tensor.size, tensor.stride
     if flat is None:
-        raise ValueError("truncated or corrupt checkpoint: a storage was never read")
-    if len(size) != len(stride) or any(s < 0 for s in size + stride):
-        raise ValueError(f"corrupt tensor record: size {size}, stride {stride}")
+        raise ValueError(f"truncated or corrupt checkpoint: the storage of tensor {name} was "
+                         f"never read")
+    if len(size) != len(stride) or offset < 0 or any(s < 0 for s in size + stride):
+        raise ValueError(f"corrupt tensor record {name}: offset {offset}, size {list(size)}, "
+                         f"stride {list(stride)}")
     if 0 in size:
         return np.zeros(size, dtype=flat.dtype)
+    span = 1  # storage elements spanned by the dimensions of smaller stride
+    for step, count in sorted((s, n) for n, s in zip(size, stride) if n > 1):
+        if step < span:
+            raise ValueError(f"tensor {name} of size {list(size)} has stride {list(stride)}: "
+                             f"its elements overlap in the storage (a stride 0 or an "
+                             f"overlapping view), which no weights file holds")
+        span += step * (count - 1)
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-    if offset < 0 or last >= flat.size:
-        raise ValueError(f"truncated or corrupt storage: a tensor of size {list(size)} at "
-                         f"offset {offset} needs {last + 1} elements, the storage has "
+    if last >= flat.size:
+        raise ValueError(f"truncated or corrupt storage: tensor {name} of size {list(size)} "
+                         f"at offset {offset} needs {last + 1} elements, the storage has "
                          f"{flat.size}")
     view = np.lib.stride_tricks.as_strided(flat[offset:], shape=size,
                                            strides=[s * flat.itemsize for s in stride])
@@ -122,14 +134,31 @@ def _tensor_array(tensor: _Tensor) -> np.ndarray:
 
 
 def _materialise(obj: Any) -> Any:
-    """``obj`` with every :class:`_Tensor` in its dicts, lists and tuples made an array."""
-    if isinstance(obj, _Tensor):
-        return _tensor_array(obj)
-    if isinstance(obj, Mapping):
-        return collections.OrderedDict((k, _materialise(v)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialise(v) for v in obj)
-    return obj
+    """``obj`` with every :class:`_Tensor` in its dicts, lists and tuples made an array.
+    Each object is converted once (memoised by ``id``): what the pickle shares stays shared,
+    so the work is linear in the pickle's size however deeply it nests shared containers."""
+    done: Dict[int, Any] = {}
+
+    def convert(item: Any, name: str) -> Any:
+        key = id(item)
+        if key in done:
+            return done[key]
+        if isinstance(item, _Tensor):
+            done[key] = _tensor_array(item, name)
+        elif isinstance(item, Mapping):
+            done[key] = result = collections.OrderedDict()
+            for k, v in item.items():
+                result[k] = convert(v, f"{name}.{k}" if name else str(k))
+        elif isinstance(item, list):
+            done[key] = result = []
+            result.extend(convert(v, f"{name}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, tuple):
+            done.setdefault(key, tuple(convert(v, f"{name}[{i}]") for i, v in enumerate(item)))
+        else:
+            return item
+        return done[key]
+
+    return convert(obj, "")
 
 
 #: The only globals a tensor checkpoint needs, with what stands in for each: PyTorch's
@@ -192,7 +221,17 @@ def _read_torch_zip(path: str) -> Any:
                 raise ValueError(f"{path}: a zip file but not a PyTorch checkpoint (no "
                                  f"data.pkl record)")
             root = pickles[0][:-len("data.pkl")]
-            byteorder = archive.read(root + "byteorder").decode() \
+
+            def read(record: str) -> bytes:
+                info = archive.getinfo(record)
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise ValueError(f"{path}: record {record} is compressed (zip method "
+                                     f"{info.compress_type}); torch.save stores records "
+                                     f"uncompressed, and a compressed one could expand "
+                                     f"without limit")
+                return archive.read(info)
+
+            byteorder = read(root + "byteorder").decode() \
                 if root + "byteorder" in names else "little"
             storages: Dict[str, _Storage] = {}
 
@@ -203,11 +242,11 @@ def _read_torch_zip(path: str) -> Any:
                     if record not in names:
                         raise ValueError(f"{path}: truncated or corrupt checkpoint, record "
                                          f"{record} is missing")
-                    storages[key] = _Storage(_bytes_to_array(archive.read(record),
+                    storages[key] = _Storage(_bytes_to_array(read(record),
                                                              storage_type.dtype, byteorder))
                 return storages[key]
 
-            return _materialise(_unpickle(archive.read(pickles[0]), load_storage))
+            return _materialise(_unpickle(read(pickles[0]), load_storage))
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as error:
         raise ValueError(f"{path}: truncated or corrupt checkpoint ({error})") from error
 
@@ -252,6 +291,9 @@ def _read_torch_legacy(path: str) -> Any:
             storage_type, storage = storages[key]
             itemsize = 2 if storage_type.dtype == "bf16" else np.dtype(storage_type.dtype).itemsize
             count = int.from_bytes(file.read(8), byteorder)
+            if count * itemsize > os.fstat(file.fileno()).st_size - file.tell():
+                raise ValueError(f"{path}: truncated checkpoint (storage {key} has "
+                                 f"{count * itemsize} bytes, more than the rest of the file)")
             data = file.read(count * itemsize)
             if len(data) != count * itemsize:
                 raise ValueError(f"{path}: truncated checkpoint (storage {key} has "
@@ -268,8 +310,10 @@ def read_torch(path: PathLike) -> Any:
     without PyTorch and without running anything the file names.
 
     Raises:
-        ValueError: not a PyTorch checkpoint, truncated or corrupt, or a global other than
-            a weights file's (the message names it).
+        ValueError: not a PyTorch checkpoint, truncated or corrupt, a global other than
+            a weights file's (the message names it), a compressed zip record, a tensor
+            whose elements overlap or leave its storage, nesting too deep for Python, or
+            too large for memory.
     """
     path = os.fspath(path)
     try:
@@ -283,6 +327,15 @@ def read_torch(path: PathLike) -> Any:
     except (EOFError, IndexError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path}: truncated or not a PyTorch checkpoint "
                          f"({type(error).__name__}: {error})") from error
+    except (RecursionError, MemoryError) as error:
+        raise _unreadable(path, error) from error
+
+
+def _unreadable(path: str, error: BaseException) -> ValueError:
+    """The error for a file nested too deeply or too large to read."""
+    what = "nested too deeply" if isinstance(error, RecursionError) else "too large for memory"
+    return ValueError(f"{path} is not a checkpoint miziha can read: {what} "
+                      f"({type(error).__name__})")
 
 
 def read_safetensors(path: PathLike) -> Dict[str, np.ndarray]:
@@ -312,6 +365,8 @@ def read_paddle(path: PathLike) -> Dict[str, np.ndarray]:
     except (EOFError, IndexError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path}: truncated or not a Paddle checkpoint "
                          f"({type(error).__name__}: {error})") from error
+    except (RecursionError, MemoryError) as error:
+        raise _unreadable(path, error) from error
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: a Paddle file without a state dict (got "
                          f"{type(state).__name__})")
@@ -325,13 +380,14 @@ def unwrap_state_dict(obj: Any, ema: bool = True) -> Tuple[Dict[str, np.ndarray]
                                                            Tuple[str, ...], Tuple[str, ...]]:
     """The state dict inside a training checkpoint: the first of :data:`WRAPPER_KEYS` that
     holds a mapping (``ema=False``: not ``state_dict_ema``), with a ``module.`` prefix on
-    every key (DataParallel) removed; only array entries are kept.
+    every key (DataParallel) removed; only array entries are kept, and they must be numeric
+    (bool, integer or float).
 
     Returns: the state dict, what was unwrapped (the key taken, ``"module."``), and the
     other wrapper keys that hold a mapping (passed over).
 
     Raises:
-        ValueError: no arrays in it.
+        ValueError: no arrays in it, or an array of another dtype (the key is named).
     """
     unwrapped, passed_over = [], []
     if isinstance(obj, Mapping):
@@ -346,6 +402,10 @@ def unwrap_state_dict(obj: Any, ema: bool = True) -> Tuple[Dict[str, np.ndarray]
     state = {str(k): v for k, v in obj.items() if isinstance(v, np.ndarray)}
     if not state:
         raise ValueError(f"no tensors in the checkpoint (keys: {list(obj)[:8]})")
+    for key, value in state.items():
+        if value.dtype.kind not in "biuf":
+            raise ValueError(f"{key}: a weights file holds bool, integer or float arrays, "
+                             f"this one has dtype {value.dtype}")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
         unwrapped.append("module.")
