@@ -3,13 +3,15 @@ it to ONNX (:func:`to_onnx`, the ``onnx`` extra)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 import paddle
@@ -19,11 +21,13 @@ from paddle.static import InputSpec
 
 __all__ = ["save_for_inference", "Predictor", "to_onnx", "ONNX_PACKAGES"]
 
-#: What :func:`to_onnx` needs (``pip install miziha[onnx]``): the converter and, to run the
-#: files, onnxruntime.
+#: The ``onnx`` extra (``pip install miziha[onnx]``): the converter, which :func:`to_onnx`
+#: needs, and onnxruntime, to run the files.
 ONNX_PACKAGES = ("paddle2onnx", "onnxruntime")
 #: Run in a child process: paddle2onnx ends the process that calls it when it cannot convert
-#: a program (``sys.exit`` from its logger, or an abort in its C++ code).
+#: a program (``sys.exit`` from its logger, or an abort in its C++ code). The child runs in
+#: the temporary folder of the saved model, with ``-P`` where Python has it (3.11+), so that
+#: no module in the caller's working directory shadows paddle2onnx.
 _CONVERT = """
 import sys
 import paddle2onnx
@@ -34,9 +38,23 @@ paddle2onnx.export(model, params, out, int(opset), auto_upgrade_opset=False,
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+@contextlib.contextmanager
+def _eval_mode(layer: nn.Layer) -> Iterator[None]:
+    """``layer`` in eval mode inside the block; afterwards each sublayer has the mode it had."""
+    modes = [(sub, sub.training) for sub in layer.sublayers(include_self=True)]
+    layer.eval()
+    try:
+        yield
+    finally:
+        layer.train(modes[0][1])
+        for sub, training in modes:
+            sub.training = training
+
+
 def save_for_inference(layer: nn.Layer, path: Union[str, Path], in_channels: int,
                        data_format: str = "NCHW") -> str:
-    """``paddle.jit.save`` ``layer`` (in eval mode) with dynamic batch, height and width.
+    """``paddle.jit.save`` ``layer`` (in eval mode) with dynamic batch, height and width;
+    ``layer`` keeps the training mode it had.
 
     Args:
         layer: a layer or network taking one image tensor.
@@ -53,8 +71,8 @@ def save_for_inference(layer: nn.Layer, path: Union[str, Path], in_channels: int
         raise ValueError(f"data_format must be 'NCHW' or 'NHWC', got {data_format!r}")
     shape = [None, in_channels, None, None] if data_format == "NCHW" \
         else [None, None, None, in_channels]
-    layer.eval()
-    paddle.jit.save(layer, str(path), input_spec=[InputSpec(shape, "float32")])
+    with _eval_mode(layer):
+        paddle.jit.save(layer, str(path), input_spec=[InputSpec(shape, "float32")])
     return str(path)
 
 
@@ -98,12 +116,14 @@ class Predictor:
 
 
 def to_onnx(model: nn.Layer, path: Union[str, Path], in_channels: int = 3, opset: int = 17,
-            data_format: str = "NCHW") -> str:
-    """Write ``model`` (in eval mode) as an ONNX file with dynamic batch, height and width.
+            data_format: str = "NCHW", timeout: float = 600) -> str:
+    """Write ``model`` (in eval mode; it keeps its own mode) as an ONNX file with dynamic
+    batch, height and width.
 
     The layer is saved as by :func:`save_for_inference`, then converted by paddle2onnx in a
     child process, so that a conversion that fails raises here instead of ending the
-    caller's process.
+    caller's process. The file is written beside ``path`` and moved onto it only when the
+    conversion succeeds: a failure leaves an existing ``path`` as it was.
 
     Args:
         model: a layer or network taking one image tensor.
@@ -111,34 +131,48 @@ def to_onnx(model: nn.Layer, path: Union[str, Path], in_channels: int = 3, opset
         in_channels: input channels ``C``.
         opset: the ONNX opset (no automatic upgrade).
         data_format: ``"NCHW"`` (input ``[B, C, H, W]``) or ``"NHWC"``.
+        timeout: seconds the conversion may take.
 
     Returns:
         ``path``, as a string; the input is named ``x``.
 
     Raises:
-        ImportError: paddle2onnx or onnxruntime is not installed (``pip install miziha[onnx]``).
-        RuntimeError: the conversion failed; the message names the model and gives
-            paddle2onnx's.
+        ImportError: paddle2onnx is not installed (``pip install miziha[onnx]``).
+        RuntimeError: the conversion failed or took over ``timeout`` seconds; the message
+            names the model (and gives paddle2onnx's).
     """
-    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ImportError(f"to_onnx needs {' and '.join(missing)}: pip install miziha[onnx]")
+    if importlib.util.find_spec("paddle2onnx") is None:
+        raise ImportError("to_onnx needs paddle2onnx: pip install miziha[onnx]")
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 7:
         raise ValueError(f"opset must be an int >= 7, got {opset!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"to_onnx cannot write {path}: no folder {path.parent}")
     name = type(model).__name__
+    safe_path = ["-P"] if sys.version_info >= (3, 11) else []
     with tempfile.TemporaryDirectory(prefix="miziha-onnx-") as folder:
         prefix = save_for_inference(model, Path(folder) / "model", in_channels, data_format)
         params = Path(f"{prefix}.pdiparams")  # absent for a layer without parameters
-        path.unlink(missing_ok=True)
-        run = subprocess.run([sys.executable, "-c", _CONVERT, f"{prefix}.json",
-                              str(params) if params.is_file() else "", str(path), str(opset)],
-                             capture_output=True, text=True)
-    if run.returncode != 0 or not path.is_file():
-        raise RuntimeError(f"paddle2onnx could not convert {name} to ONNX (opset {opset}): "
-                           f"{_converter_message(run)}")
+        handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
+                                           dir=path.absolute().parent)
+        os.close(handle)
+        os.unlink(partial)  # a free name: the converter creates the file (with the umask)
+        try:
+            run = subprocess.run([sys.executable, *safe_path, "-c", _CONVERT, f"{prefix}.json",
+                                  str(params) if params.is_file() else "", partial, str(opset)],
+                                 capture_output=True, text=True, cwd=folder, timeout=timeout)
+            if run.returncode != 0 or not os.path.isfile(partial):
+                raise RuntimeError(f"paddle2onnx could not convert {name} to ONNX (opset "
+                                   f"{opset}): {_converter_message(run)}")
+            os.replace(partial, path)
+        except subprocess.TimeoutExpired as error:
+            raise RuntimeError(f"paddle2onnx did not convert {name} to ONNX within {timeout} "
+                               f"seconds (to_onnx's timeout)") from error
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
     return str(path)
 
 

@@ -61,6 +61,19 @@ def test_save_for_inference_writes_files_a_predictor_runs(tmp_path):
                                layer(paddle.to_tensor(x)).numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_save_for_inference_leaves_each_sublayer_in_its_mode(tmp_path):
+    """Saving runs in eval mode, then the layer and each sublayer have their own mode back
+    (here a training network with one sublayer held in eval)."""
+    layer = paddle.nn.Sequential(paddle.nn.Conv2D(4, 4, 1), paddle.nn.BatchNorm2D(4))
+    layer.train()
+    layer[1].eval()
+    save_for_inference(layer, tmp_path / "modes", in_channels=4)
+    assert [sub.training for sub in layer.sublayers(include_self=True)] == [True, True, False]
+    layer.eval()
+    save_for_inference(layer, tmp_path / "modes", in_channels=4)
+    assert not any(sub.training for sub in layer.sublayers(include_self=True))
+
+
 def test_export_helpers_reject_bad_input(tmp_path, exported):
     with pytest.raises(FileNotFoundError, match="missing"):
         Predictor(tmp_path / "nothing")

@@ -108,11 +108,45 @@ def test_failed_conversion_raises_naming_the_model(tmp_path):
     assert not (tmp_path / "bad.onnx").exists()
 
 
+def test_failed_or_timed_out_conversion_leaves_an_existing_file(tmp_path):
+    previous = tmp_path / "model.onnx"
+    previous.write_bytes(b"an earlier export")
+    with pytest.raises(RuntimeError, match=r"_GroupNorm3D.*4D-Tensor"):
+        to_onnx(_GroupNorm3D(), previous, in_channels=4)
+    with pytest.raises(RuntimeError, match=r"did not convert _GroupNorm3D to ONNX within "
+                                           r"0\.01 seconds"):
+        to_onnx(_GroupNorm3D(), previous, in_channels=4, timeout=0.01)
+    assert previous.read_bytes() == b"an earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_conversion_ignores_the_working_directory_needs_no_onnxruntime_and_keeps_the_mode(
+        tmp_path, monkeypatch):
+    """A ``paddle2onnx.py`` in the working directory is not what the child imports; a
+    missing onnxruntime does not stop the conversion; the model stays in training mode; a
+    successful export replaces an earlier file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "paddle2onnx.py").write_text("raise ImportError('the local paddle2onnx.py')\n")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    (tmp_path / "linear.onnx").write_bytes(b"an earlier export")
+    paddle.seed(0)
+    model = nn.Sequential(nn.Conv2D(3, 4, 1), nn.Dropout(0.5))
+    model.train()
+    path = to_onnx(model, "linear.onnx")
+    assert path == "linear.onnx" and model.training and model[1].training
+    monkeypatch.undo()
+    model.eval()
+    _assert_parity(str(tmp_path / path), model,
+                   np.random.default_rng(0).standard_normal((2, 3, 5, 7)).astype("float32"))
+
+
 def test_missing_extra_names_it(monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "paddle2onnx" else real(name, *a))
-    with pytest.raises(ImportError, match=r"paddle2onnx.*pip install miziha\[onnx\]"):
+    with pytest.raises(ImportError, match=r"paddle2onnx: pip install miziha\[onnx\]"):
         to_onnx(nn.Linear(2, 2), tmp_path / "x.onnx")
 
 
@@ -120,6 +154,8 @@ def test_to_onnx_rejects_bad_arguments(tmp_path):
     layer = miziha.SwinT(8, 8, num_heads=2)
     with pytest.raises(ValueError, match="opset"):
         to_onnx(layer, tmp_path / "x.onnx", 8, opset="17")
+    with pytest.raises(ValueError, match="timeout"):
+        to_onnx(layer, tmp_path / "x.onnx", 8, timeout=0)
     with pytest.raises(FileNotFoundError, match="no folder"):
         to_onnx(layer, tmp_path / "missing" / "x.onnx", 8)
     with pytest.raises(TypeError, match="paddle.nn.Layer"):
