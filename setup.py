@@ -8,8 +8,10 @@ HERE = Path(__file__).parent
 VERSION = re.search(r'^__version__ = "([^"]+)"',
                     (HERE / "miziha" / "__init__.py").read_text(encoding="utf-8"), re.M).group(1)
 
-# What the comparison examples need: VisualDL logs, plots, the offline digits, image files.
-EXAMPLES = ["visualdl>=2.5", "matplotlib>=3.5", "scikit-learn>=1.0", "Pillow"]
+# What the comparison examples need: VisualDL logs, plots, the offline digits, image files,
+# the leaderboard's photographs (shipped inside scikit-image).
+EXAMPLES = ["visualdl>=2.5", "matplotlib>=3.5", "scikit-learn>=1.0", "Pillow",
+            "scikit-image>=0.19"]
 
 setup(
     name="miziha",
