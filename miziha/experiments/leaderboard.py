@@ -177,7 +177,9 @@ def run_leaderboard(output: Path, tasks: Sequence[str] = tuple(TASKS),
     models = list(models or leaderboard_models())
     specs = {m: parse_model_spec(m) for m in models}
     output = Path(output)
-    plan = [(task, model, seed) for task in tasks for model in models for seed in range(seeds)]
+    # Seed by seed: a run cut short has compared every model on every task before it
+    # adds a second seed to any.
+    plan = [(task, model, seed) for seed in range(seeds) for task in tasks for model in models]
     pending = [cell for cell in plan if not _cell_file(output, *cell).is_file()]
     log(f"leaderboard: {len(plan)} cells ({len(tasks)} tasks x {len(models)} models x "
         f"{seeds} seeds), {len(plan) - len(pending)} already done, {len(pending)} to train")
