@@ -62,7 +62,7 @@ def main(argv=None) -> int:
                             overrides=overrides)
         render(Path(args.output), Path(args.markdown), Path(args.results), Path(args.figure),
                args.tasks, args.models, args.seeds)
-    except (ValueError, DataUnavailable) as error:
+    except (ValueError, RuntimeError, DataUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.markdown}, {args.results}, {args.figure}")
