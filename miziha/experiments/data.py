@@ -163,8 +163,9 @@ def photo_tiles(photo: np.ndarray, train_share: float = 0.8, tile: int = 32,
     The photo is cut by columns: train tiles lie in the left ``train_share`` of the
     columns, test tiles start a whole tile to the right of that boundary, so no pixel (and
     no pixel's ``tile``-neighbourhood) is in both sets. Tiles are taken every ``stride``
-    pixels (they overlap within a set, never across); tiles whose pixel standard deviation is below ``min_std`` (flat
-    background: the black sky of the Hubble field, the retina's corners) are dropped.
+    pixels (they overlap within a set, never across); tiles whose pixel standard deviation
+    is below ``min_std`` (flat background: the black sky of the Hubble field, the retina's
+    corners) are dropped.
 
     Returns: ``[n_train, tile, tile]`` and ``[n_test, tile, tile]`` float32.
     """
@@ -216,7 +217,7 @@ def load_photo_tiles(train_per_class: int = 100, test_per_class: int = 30,
     the ``k``-th), offline.
 
     Every photo is made greyscale (colour photos by ``skimage.color.rgb2gray``: luminance
-    ``0.2125 R + 0.7154 G + 0.0721 B``; six of the twelve are greyscale already, so colour
+    ``0.2125 R + 0.7154 G + 0.0721 B``; five of the twelve are greyscale already, so colour
     alone would split the classes in two) and scaled to [0, 1]; :func:`photo_tiles` cuts
     it into spatially separate train (left 80% of the columns) and test tiles (right of a
     one-tile gap). ``train_per_class`` and ``test_per_class`` tiles are drawn per photo
