@@ -89,13 +89,13 @@ def test_tiny_run_resumes_adds_a_model_and_renders(tmp_path):
     text = (docs / "lb.md").read_text()
     assert "**Status: complete.**" in text
     assert "swin_resnet50@32 - resnet50@32:" in text and "1 seed" in text
-    assert "Other jobs shared the machine" in text and "compute thread" in text
+    assert "compute thread" in text and "load average" in text
     assert (docs / "lb.png").stat().st_size > 1000
     assert example.main(argv + ["--seeds", "2"]) == 0  # the second seeds are missing
     text = (docs / "lb.md").read_text()
     assert "**Status: incomplete" in text and "| resnet50@32 | 1/2 |" in text
     results = json.loads((docs / "lb.json").read_text())
-    assert results["complete"] is False and results["shared_machine"] is True
+    assert results["complete"] is False and isinstance(results["shared_machine"], bool)
     assert results["cells_done"]["tiles"] == {"resnet50@32": [0], "swin_resnet50@32": [0]}
     with pytest.raises(ValueError, match="tasks must be among"):
         leaderboard.run_leaderboard(run, tasks=["nope"])

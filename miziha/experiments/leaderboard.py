@@ -237,9 +237,10 @@ def _task_table(records: List[dict]) -> str:
     for entry in ranked:
         runs = ", ".join(f"{s}: {v:.2%}" for s, v in zip(entry["seeds"], entry["values"]))
         cost = costs[entry["model"]]
+        spread = f"{entry['std']:.2%}" if len(entry["values"]) > 1 else "n/a (1 seed)"
         lines.append(
             f"| {entry['model']} | {len(entry['values'])} | {entry['mean']:.2%} +- "
-            f"{entry['std']:.2%} | {runs} | {_cell(entry['ms_per_batch'], '{:.0f}')} | "
+            f"{spread} | {runs} | {_cell(entry['ms_per_batch'], '{:.0f}')} | "
             f"{_cell(entry['peak_memory_mb'], '{:.0f}')} | {cost['params'] / 1e6:.2f} | "
             f"{cost['macs'] / 1e9:.3f} |")
     return "\n".join(lines)
@@ -269,6 +270,19 @@ def _tile_card() -> str:
                   "for them), `chelsea` (the same photograph as `cat`), and the images "
                   "scikit-image downloads on first use."]
     return "\n".join(lines)
+
+
+def _sharing(loads: List[float], machine: dict) -> str:
+    """Markdown: whether other jobs shared the machine, from the cells' load averages."""
+    if not loads:
+        return "No load average was recorded."
+    spread = f"{min(loads):.1f} to {max(loads):.1f} on {machine['cpu_count']} cores"
+    if max(loads) > machine["cpu_count"]:
+        return (f"Other jobs shared the machine during the run (1-minute load average at "
+                f"the cells' starts and ends {spread}): the times per step and the ratios "
+                f"between them are indicative, not benchmarks; "
+                f"benchmarks/results/networks.json has step timings of an idle machine.")
+    return f"The machine was otherwise idle (1-minute load average {spread})."
 
 
 def render(output: Path, markdown: Path, results: Path, figure: Path,
@@ -342,18 +356,14 @@ def render(output: Path, markdown: Path, results: Path, figure: Path,
         "",
         f"{machine['cpu']}, {machine['cpu_count']} cores, {machine['omp_num_threads']} "
         f"compute thread(s) (OMP_NUM_THREADS), Paddle {machine['paddle']} on "
-        f"{machine['device']}, Python {machine['python']}. Other jobs shared the machine "
-        f"during the run (load average over the cells "
-        + (f"{min(loads):.1f} to {max(loads):.1f}" if loads else "not recorded")
-        + " on 2 cores) and the run itself was niced: the times per step and the ratios "
-          "between them are indicative, not benchmarks; benchmarks/results/networks.json "
-          "has the step timings of an idle machine.",
+        f"{machine['device']}, Python {machine['python']}. " + _sharing(loads, machine),
     ]
     markdown_text = "\n".join(text) + "\n"
     _write_atomically(Path(markdown), markdown_text)
     _write_atomically(Path(results), json.dumps({
         "complete": complete, "tasks": list(tasks), "models": models, "seeds": seeds,
-        "machine": machine, "shared_machine": True,
+        "machine": machine,
+        "shared_machine": bool(loads) and max(loads) > machine["cpu_count"],
         "load_average_range": [min(loads), max(loads)] if loads else None,
         "cells_done": {t: {m: sorted(r["seed"] for r in cells.get(t, []) if r["model"] == m)
                            for m in models} for t in tasks},

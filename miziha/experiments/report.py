@@ -225,7 +225,10 @@ def plot_leaderboard(path: Path, records_by_task: Dict[str, Sequence[dict]],
         axis.set_xlabel("train ms per step (median over seeds; bar: range)")
         axis.set_ylabel(f"test {label}, % (mean; bar: std over seeds)")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
+        else:
+            axis.text(0.5, 0.5, "no finished cell yet", ha="center", transform=axis.transAxes)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
