@@ -56,7 +56,7 @@ class Task:
 TASKS: Dict[str, Task] = {
     "digits": Task("digits", load_digits, 1,
                    "scikit-learn's 1,797 handwritten digits (8x8, upsampled to 32x32), 10 "
-                   "classes, the demo's fixed stratified 80/20 split: 1,437 train / 360 test"),
+                   "classes, the demo's fixed stratified 80/20 split: 1,438 train / 359 test"),
     "tiles": Task("tiles", partial(load_photo_tiles, 80, 30), 1,
                   f"32x32 tiles of {len(PHOTO_TILE_SOURCES)} scikit-image photographs, "
                   f"which photograph a tile comes from (greyscale; train tiles from the left "
