@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.miziha-installed
 
-.PHONY: test demo tour cifar10 segmentation bench bench-networks bench-models bench-inference export clean
+.PHONY: test demo tour cifar10 segmentation leaderboard bench bench-networks bench-models bench-inference export clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ demo: $(STAMP)
 # The full reference protocol on CIFAR-10 (hours on a GPU). DATA=path/to/cifar-10-python.tar.gz
 cifar10: $(STAMP)
 	$(PY) examples/cifar10_compare.py $(if $(DATA),--data-file $(DATA)) $(ARGS)
+
+# ResNet50 and every <mixer>_resnet50 in MIXERS, 3 seeds, digits and photo tiles (about an
+# hour on 2 idle cores; run it again to resume): docs/leaderboard.md, docs/leaderboard.png,
+# benchmarks/results/leaderboard.json. ARGS=--render-only re-renders from finished cells.
+leaderboard: $(STAMP)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) examples/leaderboard.py $(ARGS)
 
 segmentation: $(STAMP)
 	$(PY) examples/swin_unet_segmentation.py $(ARGS)

@@ -8,16 +8,19 @@ HERE = Path(__file__).parent
 VERSION = re.search(r'^__version__ = "([^"]+)"',
                     (HERE / "miziha" / "__init__.py").read_text(encoding="utf-8"), re.M).group(1)
 
-# What the comparison examples need: VisualDL logs, plots, the offline digits, image files.
-EXAMPLES = ["visualdl>=2.5", "matplotlib>=3.5", "scikit-learn>=1.0", "Pillow"]
+# What the comparison examples need: VisualDL logs, plots, the offline digits, image files,
+# the leaderboard's photographs (shipped inside scikit-image).
+EXAMPLES = ["visualdl>=2.5", "matplotlib>=3.5", "scikit-learn>=1.0", "Pillow",
+            "scikit-image>=0.19"]
 # ONNX export (miziha.export.to_onnx) and running the files.
 ONNX = ["paddle2onnx>=2.1", "onnxruntime>=1.17"]
 
 setup(
     name="miziha",
     version=VERSION,
-    description="Swin Transformer window attention as a drop-in nn.Conv2D replacement "
-                "for PaddlePaddle",
+    description="Token mixers (Swin V1/V2, CSWin, Pale, axial, CycleMLP, AS-MLP) as drop-in "
+                "nn.Conv2D replacements for PaddlePaddle, and the official networks built "
+                "from them",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["miziha", "miziha.*"]),

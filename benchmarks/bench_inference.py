@@ -123,13 +123,17 @@ def main() -> None:
     import onnxruntime
     import paddle2onnx
 
+    machine = dict(metadata(), threads=args.threads,
+                   machine=platform.machine(), onnxruntime=onnxruntime.__version__,
+                   paddle2onnx=paddle2onnx.__version__, numpy=np.__version__)
     rows = []
     for name in args.models:
         rows += bench_model(name, args.batches, args.size, args.repeats, args.warmup,
                             args.threads)
-    machine = dict(metadata(), threads=args.threads,
-                   machine=platform.machine(), onnxruntime=onnxruntime.__version__,
-                   paddle2onnx=paddle2onnx.__version__, numpy=np.__version__)
+        # Written after every network, so a long run cut short keeps what it measured.
+        write_json(args.output, {"machine": machine, "size": args.size,
+                                 "repeats": args.repeats, "warmup": args.warmup,
+                                 "results": rows})
     table = markdown_table(
         ["model", "batch"] + [f"{r} (img/s)" for r in RUNTIMES],
         [[name, str(batch)] + [f"{row['images_per_s']:.1f}" for runtime in RUNTIMES

@@ -5,9 +5,11 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import randomize, state_arrays
-from miziha.mixers.cyclemlp import CycleMLPT
+from conftest import outputs_and_gradients, randomize, state_arrays
+from miziha.mixers import cyclemlp
+from miziha.mixers.cyclemlp import CycleMLPT, mixes_per_image
 from miziha.flops import flops
+from miziha.layers.size_cache import clear_cache
 from miziha.layers.shifts import cycle_offsets, shift_channels
 from reference import linear
 from reference_cyclemlp import (cycle_block, cycle_downsample, cycle_macs, cycle_offsets as
@@ -41,6 +43,8 @@ CASES = {
     "downsample 1x1": (dict(in_channels=16, out_channels=32, downsample=True), (1, 1)),
     "mlp_c bias, depth 3, C not divisible by 3": (
         dict(in_channels=20, out_channels=20, qkv_bias=True, depth=3, mlp_ratio=2.0), (6, 4)),
+    "mlp_c bias, map smaller than C (branch outputs)": (
+        dict(in_channels=20, out_channels=20, qkv_bias=True), (3, 4)),
 }
 
 
@@ -55,6 +59,30 @@ def test_matches_numpy_reference(name):
                     kwargs.get("downsample", False), kwargs["out_channels"])
     assert out.shape == ref.shape
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("qkv_bias", [False, True])
+@pytest.mark.parametrize("size", [(1, 1), (3, 4), (6, 5)])
+def test_both_ways_of_mixing_the_branches_agree(monkeypatch, size, qkv_bias):
+    """Per-image matrices (maps of more than C tokens) and branch outputs (smaller maps)
+    give the same outputs and gradients whichever the map size."""
+    assert mixes_per_image(6, 5, 16) and not mixes_per_image(3, 4, 16)
+    assert not mixes_per_image(paddle.to_tensor(6), 5, 16)  # a size known at run time
+    layer = randomize(CycleMLPT(16, 16, qkv_bias=qkv_bias, droppath=0.2))
+    x = np.random.randn(3, 16, *size).astype("float32")
+    results = []
+    for forced in (True, False):
+        clear_cache()
+        monkeypatch.setattr(cyclemlp, "mixes_per_image", lambda h, w, c, forced=forced: forced)
+        results.append(outputs_and_gradients(layer, x))
+    clear_cache()
+    (out_a, dx_a, grads_a), (out_b, dx_b, grads_b) = results
+    np.testing.assert_allclose(out_a, out_b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dx_a, dx_b, rtol=1e-4, atol=1e-5)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        np.testing.assert_allclose(grads_a[name], grads_b[name], rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
 
 
 def test_nhwc_matches_reference():

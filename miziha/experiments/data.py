@@ -1,5 +1,6 @@
 """In-memory image datasets for the comparison examples: CIFAR-10 (through Paddle's loader),
-scikit-learn's handwritten digits, and a folder of images with masks or generated shapes for
+scikit-learn's handwritten digits, 32x32 tiles of scikit-image's sample photographs
+(:func:`load_photo_tiles`), and a folder of images with masks or generated shapes for
 segmentation. Images are kept at their stored resolution as normalised float32 ``[N, 3, h, w]``;
 resizing to a model's input happens per batch (:func:`to_input`)."""
 
@@ -8,14 +9,15 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 from urllib.parse import urlparse
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-__all__ = ["ArrayDataset", "DataUnavailable", "load_cifar10", "load_digits", "to_input",
+__all__ = ["ArrayDataset", "DataUnavailable", "load_cifar10", "load_digits", "load_photo_tiles",
+           "PHOTO_TILE_SOURCES", "photo_tiles", "photo_tile_card", "to_input",
            "augment", "crop_and_flip", "flip_and_resized_crop", "limit", "split"]
 
 #: Per-channel statistics of the CIFAR-10 training set.
@@ -122,6 +124,127 @@ def load_digits(test_fraction: float = 0.2,
     labels = bunch.target.astype("int64")
     return split(ArrayDataset(images, labels, 10, "digits"), test_fraction, seed,
                  stratify=True)
+
+
+#: The photographs of :func:`load_photo_tiles`, in class order: the ``skimage.data``
+#: function (all ship inside the scikit-image wheel, no download) and the terms its
+#: docstring states. Left out: ``moon`` (no terms stated), ``stereo_motorcycle`` (Middlebury
+#: 2014, no terms stated), ``chelsea`` (the same photograph as ``cat``), and the images
+#: fetched on first use (``eagle``, ``lily``, ...).
+PHOTO_TILE_SOURCES: Tuple[Tuple[str, str], ...] = (
+    ("astronaut", "NASA; public domain"),
+    ("brick", "CC0 (CC0Textures Bricks25)"),
+    ("camera", "CC0 (Lav Varshney)"),
+    ("cat", "CC0 (Stefan van der Walt)"),
+    ("coffee", "CC0 (Rachel Michetti; Pikolo Espresso Bar)"),
+    ("coins", "no known copyright restrictions (Brooklyn Museum)"),
+    ("grass", "CC0 (DeviantArt linolafett, Grass-01)"),
+    ("gravel", "CC0 (CC0Textures Gravel04)"),
+    ("hubble_deep_field", "NASA; public domain"),
+    ("immunohistochemistry", "no known copyright restrictions (CMMI)"),
+    ("retina", "CC0 (Mikael Haggstrom, Wikimedia Commons)"),
+    ("rocket", "SpaceX; public domain"),
+)
+
+
+def _tile_corners(height: int, left: int, right: int, tile: int, stride: int
+                  ) -> np.ndarray:
+    """Top-left corners ``[n, 2]`` of the ``tile x tile`` squares with corners on a
+    ``stride`` grid inside rows ``[0, height)`` and columns ``[left, right)``."""
+    rows = np.arange(0, height - tile + 1, stride)
+    cols = np.arange(left, right - tile + 1, stride)
+    return np.stack(np.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2)
+
+
+def photo_tiles(photo: np.ndarray, train_share: float = 0.8, tile: int = 32,
+                stride: int = 8, min_std: float = 0.02) -> Tuple[np.ndarray, np.ndarray]:
+    """Train and test tiles of one greyscale photograph ``[H, W]`` in [0, 1].
+
+    The photo is cut by columns: train tiles lie in the left ``train_share`` of the
+    columns, test tiles start a whole tile to the right of that boundary, so no pixel (and
+    no pixel's ``tile``-neighbourhood) is in both sets. Tiles are taken every ``stride``
+    pixels (they overlap within a set, never across); tiles whose pixel standard deviation
+    is below ``min_std`` (flat background: the black sky of the Hubble field, the retina's
+    corners) are dropped.
+
+    Returns: ``[n_train, tile, tile]`` and ``[n_test, tile, tile]`` float32.
+    """
+    height, width = photo.shape
+    boundary = int(width * train_share)
+    if boundary < tile or width - boundary - tile < tile or height < tile:
+        raise ValueError(f"a {height}x{width} photo is too small for {tile}x{tile} tiles "
+                         f"with a train share of {train_share}")
+    parts = []
+    for left, right in ((0, boundary), (boundary + tile, width)):
+        corners = _tile_corners(height, left, right, tile, stride)
+        tiles = np.stack([photo[r:r + tile, c:c + tile] for r, c in corners])
+        parts.append(tiles[tiles.std(axis=(1, 2)) >= min_std].astype("float32"))
+    return parts[0], parts[1]
+
+
+def _grey_photo(name: str) -> Tuple[np.ndarray, bool]:
+    """``skimage.data.<name>()`` as greyscale ``[H, W]`` in [0, 1] (colour photos by
+    ``skimage.color.rgb2gray``), and whether it was in colour."""
+    try:
+        from skimage import color, data as samples
+    except ImportError as error:
+        raise DataUnavailable("the photo tiles need scikit-image: pip install "
+                              "scikit-image (or the examples extra of miziha)") from error
+    photo = getattr(samples, name)()
+    if photo.ndim == 3:
+        return color.rgb2gray(photo), True
+    return photo / 255.0, False
+
+
+def photo_tile_card() -> List[dict]:
+    """Per photograph of :data:`PHOTO_TILE_SOURCES`, in class order: its name, size,
+    whether it was in colour, licence, and the train and test tiles :func:`photo_tiles`
+    cuts from it (before :func:`load_photo_tiles` draws its share)."""
+    card = []
+    for label, (name, licence) in enumerate(PHOTO_TILE_SOURCES):
+        photo, colour = _grey_photo(name)
+        train, test = photo_tiles(photo)
+        card.append({"class": label, "name": name, "size": list(photo.shape),
+                     "colour": colour, "licence": licence, "train_tiles": len(train),
+                     "test_tiles": len(test)})
+    return card
+
+
+def load_photo_tiles(train_per_class: int = 100, test_per_class: int = 30,
+                     seed: int = 0) -> Tuple[ArrayDataset, ArrayDataset]:
+    """Which photograph a 32x32 tile comes from: 12-way classification of tiles of the
+    photographs that ship inside scikit-image (:data:`PHOTO_TILE_SOURCES`, class ``k`` is
+    the ``k``-th), offline.
+
+    Every photo is made greyscale (colour photos by ``skimage.color.rgb2gray``: luminance
+    ``0.2125 R + 0.7154 G + 0.0721 B``; five of the twelve are greyscale already, so colour
+    alone would split the classes in two) and scaled to [0, 1]; :func:`photo_tiles` cuts
+    it into spatially separate train (left 80% of the columns) and test tiles (right of a
+    one-tile gap). ``train_per_class`` and ``test_per_class`` tiles are drawn per photo
+    without replacement (fixed by ``seed``). Tiles become ``[3, 32, 32]`` in [-1, 1] by
+    repeating the grey channel, as :func:`load_digits` does. docs/leaderboard.md has the
+    card (counts per class, licences).
+
+    Raises:
+        DataUnavailable: scikit-image is not installed.
+        ValueError: a photo has fewer usable tiles than asked for.
+    """
+    rng = np.random.default_rng(seed)
+    sets = {"train": ([], []), "test": ([], [])}
+    for label, (name, _) in enumerate(PHOTO_TILE_SOURCES):
+        for kind, tiles, count in zip(("train", "test"), photo_tiles(_grey_photo(name)[0]),
+                                      (train_per_class, test_per_class)):
+            if len(tiles) < count:
+                raise ValueError(f"{name}: {len(tiles)} {kind} tiles, fewer than the "
+                                 f"{count} asked for")
+            chosen = tiles[np.sort(rng.choice(len(tiles), count, replace=False))]
+            sets[kind][0].append(chosen)
+            sets[kind][1].append(np.full(count, label, dtype="int64"))
+    return tuple(ArrayDataset(np.repeat((np.concatenate(images)[:, None] - 0.5) / 0.5, 3,
+                                        axis=1),
+                              np.concatenate(labels), len(PHOTO_TILE_SOURCES),
+                              f"photo-tiles-{kind}")
+                 for kind, (images, labels) in sets.items())
 
 
 def split(data: ArrayDataset, test_fraction: float, seed: int = 0,

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence
 from .runtime import Runtime, machine_metadata
 
 __all__ = ["run_metadata", "results_tables", "summarize", "verdicts", "write_results",
-           "plot_comparison"]
+           "plot_comparison", "plot_leaderboard"]
 
 #: The primary metric of each task: (record key, label).
 _PRIMARY = {"classification": ("test_top1", "top-1"), "segmentation": ("test_miou", "mIoU")}
@@ -192,6 +192,43 @@ def plot_comparison(path: Path, records: Sequence[dict], speed_records: Sequence
         axis.set_xlabel(xlabel)
         axis.tick_params(axis="y", labelsize=8)
         axis.invert_yaxis()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_leaderboard(path: Path, records_by_task: Dict[str, Sequence[dict]],
+                     task: str = "classification") -> None:
+    """PNG with one panel per task: each model's primary metric (mean over seeds, error bar
+    one standard deviation) against its training time per step (median over the seeds,
+    error bar their range), labelled with the model."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key, label = _PRIMARY[task]
+    panels = list(records_by_task.items())
+    figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 4.8),
+                                squeeze=False)
+    for axis, (name, records) in zip(axes[0], panels):
+        for index, entry in enumerate(summarize(records, task)):
+            if entry["mean"] is None or entry["ms_per_batch"] is None:
+                continue
+            times = [r["train_ms_per_batch"] for r in records
+                     if _model(r) == entry["model"] and r["train_ms_per_batch"]]
+            spread = [[entry["ms_per_batch"] - min(times)], [max(times) - entry["ms_per_batch"]]]
+            axis.errorbar(entry["ms_per_batch"], 100 * entry["mean"], yerr=100 * entry["std"],
+                          xerr=spread, fmt="o", color=f"C{index % 10}", capsize=3,
+                          label=f"{entry['model']} ({len(entry['values'])} seed"
+                                f"{'s' if len(entry['values']) > 1 else ''})")
+        axis.set_title(name)
+        axis.set_xlabel("train ms per step (median over seeds; bar: range)")
+        axis.set_ylabel(f"test {label}, % (mean; bar: std over seeds)")
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
+        else:
+            axis.text(0.5, 0.5, "no finished cell yet", ha="center", transform=axis.transAxes)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -37,23 +37,41 @@ __all__ = ["CycleMLPT", "CycleBlock", "CycleMLP", "CycleFC", "CycleGeometry"]
 
 @dataclass
 class CycleGeometry:
-    """What a CycleBlock needs for one map: its size and ``index`` ``[H, W, 3C + 1]``, the
+    """What a CycleBlock needs for one map: its size, how :class:`CycleMLP` mixes the
+    branches there (``per_image``, :func:`mixes_per_image`) and ``index``, the
     :func:`~miziha.layers.shifts.take` table of the token mixer's matmul input
-    ``[shifted_W(x), shifted_H(x), x, 1]``."""
+    ``[shifted_W(x), shifted_H(x), x]`` (``[H, W, 3C]``), with a column of ones appended
+    (``[H, W, 3C + 1]``) when ``per_image``."""
 
     height: Size
     width: Size
     index: paddle.Tensor
+    per_image: bool
+
+
+def mixes_per_image(height: Size, width: Size, channels: int) -> bool:
+    """Whether :class:`CycleMLP` folds the branch weights into one ``[3C + 1, C]`` matrix
+    per image (maps of more than ``C`` tokens) rather than weighting the three branch
+    outputs (small maps, and sizes known only at run time).
+
+    The per-image matrices cost ``B * 3C * C`` in the forward and again in the backward,
+    whatever the map size; the branch outputs cost ``B * H * W * 3C``. On small maps the
+    first dominated the step: ``cyclemlp_resnet50`` at 32x32 (maps 8x8 down to 1x1 at 64 to
+    512 channels) spent over half its time building them (docs/performance.md).
+    """
+    return isinstance(height, int) and isinstance(width, int) and height * width > channels
 
 
 def cycle_geometry(height: Size, width: Size, channels: int) -> CycleGeometry:
     """:class:`CycleGeometry` of a ``height x width`` map with ``channels`` channels."""
     offsets = cycle_offsets(channels)
-    return CycleGeometry(height, width, paddle.concat([
-        shift_index(height, width, offsets, axis=2),  # sfc_h: along W
-        shift_index(height, width, offsets, axis=1),  # sfc_w: along H
-        shift_index(height, width, offsets, axis=None),  # mlp_c
-        one_slot(height, width, channels)], axis=-1))
+    per_image = mixes_per_image(height, width, channels)
+    tables = [shift_index(height, width, offsets, axis=2),  # sfc_h: along W
+              shift_index(height, width, offsets, axis=1),  # sfc_w: along H
+              shift_index(height, width, offsets, axis=None)]  # mlp_c
+    if per_image:
+        tables.append(one_slot(height, width, channels))
+    return CycleGeometry(height, width, paddle.concat(tables, axis=-1), per_image)
 
 
 cycle_tables = size_cached(cycle_geometry)
@@ -91,11 +109,15 @@ class CycleMLP(nn.Layer):
     as ``[C, 3]`` (index ``3 * channel + branch``) and softmaxed over the branches; the
     weighted sum goes through ``proj``.
 
-    Computed without the three branch maps: the per-image branch weights scale the output
-    columns of the three 1x1 weights, so ``a_h * h + a_w * w + a_c * c`` is one batched
-    matmul of ``[shifted_W(x), shifted_H(x), x, 1]`` (``[B, H*W, 3C + 1]``, one gather) by a
-    per-image ``[3C + 1, C]`` weight (biases in the last row); the pooled vector is the mean
-    of that input times the unscaled weight. ``mlp_c`` is a Linear for its name and init.
+    One gather lays out ``[shifted_W(x), shifted_H(x), x]`` (``[B, H*W, 3C]``); the pooled
+    vector is its mean times the stacked 1x1 weights ``[3C, C]``. Then, as the geometry
+    says (:func:`mixes_per_image`): on maps of more than ``C`` tokens, the per-image branch
+    weights scale the output columns of the three 1x1 weights, so ``a_h * h + a_w * w +
+    a_c * c`` is one batched matmul by a per-image ``[3C + 1, C]`` weight (biases in the
+    last row, against a column of ones in the gather) and the branch maps are never
+    formed; on smaller maps the three branches are one branch-major matmul by the shared
+    weights (``[3, B*H*W, C] @ [3, C, C]``), weighted and summed. ``mlp_c`` is a Linear for
+    its name and init.
     """
 
     def __init__(self, dim: int, qkv_bias: bool = False, dropout: float = 0.0) -> None:
@@ -113,25 +135,39 @@ class CycleMLP(nn.Layer):
 
         Returns: ``[B, H*W, C]``.
         """
-        inputs = take(x, geometry.index).reshape([0, -1, 3 * self.dim + 1])
         c_bias = self.mlp_c.bias if self.mlp_c.bias is not None \
             else paddle.zeros([self.dim], x.dtype)
         weights = paddle.stack([self.sfc_h.matrix(), self.sfc_w.matrix(),
                                 self.mlp_c.weight])  # [3, C, C]
         biases = paddle.stack([self.sfc_h.bias, self.sfc_w.bias, c_bias])  # [3, C]
+        width = 3 * self.dim + (1 if geometry.per_image else 0)
+        inputs = take(x, geometry.index).reshape([0, -1, width])  # [B, H*W, 3C (+ 1)]
         # The mean over tokens as a matmul: Paddle's CPU reduction over the middle axis
         # (forward and backward) takes about 2.5 times as long.
         ones = paddle.ones_like(paddle.slice(inputs, [2], [0], [1]))  # [B, H*W, 1]
         mean = paddle.matmul(ones, inputs, transpose_x=True) / ones.sum(1, keepdim=True)
-        pooled = paddle.matmul(mean, paddle.concat(
-            [weights.reshape([-1, self.dim]), biases.sum(0, keepdim=True)]))  # [B, 1, C]
+        stacked = weights.reshape([-1, self.dim])  # [3C, C]
+        if geometry.per_image:
+            stacked = paddle.concat([stacked, biases.sum(0, keepdim=True)])
+        pooled = paddle.matmul(mean, stacked)  # [B, 1, C]
+        if not geometry.per_image:
+            pooled = pooled + biases.sum(0)
         branch = F.softmax(self.reweight(pooled).reshape([-1, self.dim, 3]), axis=-1)
         branch = branch.transpose([0, 2, 1])  # [B, 3, C]: weight of branch k, channel c
-        mixing = paddle.concat([
-            (weights.reshape([1, 3, self.dim, self.dim]) * branch.reshape([-1, 3, 1, self.dim])
-             ).reshape([-1, 3 * self.dim, self.dim]),
-            (biases * branch).sum(1, keepdim=True)], axis=1)  # [B, 3C + 1, C]
-        return self.proj_drop(self.proj(paddle.bmm(inputs, mixing)))
+        bias = (biases * branch).sum(1, keepdim=True)  # [B, 1, C]
+        if geometry.per_image:
+            mixing = paddle.concat([
+                (weights.reshape([1, 3, self.dim, self.dim])
+                 * branch.reshape([-1, 3, 1, self.dim])).reshape([-1, 3 * self.dim, self.dim]),
+                bias], axis=1)  # [B, 3C + 1, C]
+            mixed = paddle.bmm(inputs, mixing)
+        else:
+            # Branch-major [3, B*H*W, C] @ [3, C, C]: one bmm with the shared weights.
+            shape = inputs.shape if paddle.in_dynamic_mode() else paddle.shape(inputs)
+            outputs = paddle.bmm(inputs.reshape([-1, 3, self.dim]).transpose([1, 0, 2]),
+                                 weights).reshape([3, shape[0], shape[1], self.dim])
+            mixed = (outputs * branch.transpose([1, 0, 2]).unsqueeze(2)).sum(0) + bias
+        return self.proj_drop(self.proj(mixed))
 
 
 class CycleBlock(nn.Layer):
