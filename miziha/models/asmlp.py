@@ -9,10 +9,9 @@ from typing import Sequence
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.basic import droppath_schedule, linear
+from ..layers.basic import linear
 from ..mixers.asmlp import ASMLPT, GroupNorm1
 from .common import StagedTransformer
-from .features import feature_entry
 from .registry import register_model
 from .swin import PatchEmbed as SwinPatchEmbed
 
@@ -77,23 +76,13 @@ class ASMLP(StagedTransformer):
         self.patch_embed = PatchEmbed(in_channels, embed_dim,
                                       checks.positive_int("patch_size", patch_size))
         self.pos_drop = nn.Dropout(checks.rate("dropout", dropout))
-        rates = droppath_schedule(droppath, sum(depths))
-        layers, start = [], 0
-        for i, depth in enumerate(depths):
-            dim, last = embed_dim * 2 ** i, i == len(depths) - 1
-            layers.append(ASMLPT(dim, dim if last else 2 * dim, shift_size=shift_size,
-                                 mlp_ratio=mlp_ratio, as_bias=as_bias, dropout=dropout,
-                                 droppath=rates[start:start + depth], downsample=not last,
-                                 depth=depth, data_format="NHWC",
-                                 use_recompute=use_recompute))
-            start += depth
-        self.layers = nn.LayerList(layers)
-        self.num_features = embed_dim * 2 ** (len(depths) - 1)
+        self.build_stages(
+            embed_dim, depths, droppath, self.patch_embed.patch_size,
+            lambda i, dim, out_dim, **stage: ASMLPT(
+                dim, out_dim, shift_size=shift_size, mlp_ratio=mlp_ratio, as_bias=as_bias,
+                dropout=dropout, use_recompute=use_recompute, **stage))
         self.norm = GroupNorm1(self.num_features)
         self.head = linear(self.num_features, self.num_classes)
-        patch = self.patch_embed.patch_size
-        self.feature_info = [feature_entry(embed_dim * 2 ** i, patch * 2 ** i, f"layers.{i}")
-                             for i in range(len(depths))]
         self.freeze_stages(frozen_stages)
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.basic import layer_norm
+from ..layers.basic import droppath_schedule, layer_norm
 from ..mixers.base import TokenMixer
 from ..paddle_fixes.workarounds import LeakyReLU
 
-from .features import stage_indices
+from .features import feature_entry, stage_indices
 
 Mixer = TypeVar("Mixer", bound=TokenMixer)
 
@@ -116,6 +116,26 @@ class StagedTransformer(FrozenStages, nn.Layer):
     def __init__(self) -> None:
         super().__init__()
         self.pos_drop: nn.Layer = nn.Identity()
+
+    def build_stages(self, embed_dim: int, depths: Sequence[int], droppath: float,
+                     stride: int, make_stage: Callable[..., TokenMixer]) -> None:
+        """``layers`` of the common hierarchical layout: stage ``i`` at ``embed_dim * 2**i``
+        channels, ``make_stage(i, dim, out_dim, depth=, droppath=, downsample=,
+        data_format="NHWC")`` ending at twice its channels except the last, stochastic depth
+        rising linearly over all blocks; then ``num_features`` and ``feature_info`` (the
+        stem's ``stride``, doubling per stage)."""
+        rates = droppath_schedule(droppath, sum(depths))
+        layers, start = [], 0
+        for i, depth in enumerate(depths):
+            dim, last = embed_dim * 2 ** i, i == len(depths) - 1
+            layers.append(make_stage(i, dim, dim if last else 2 * dim, depth=depth,
+                                     droppath=rates[start:start + depth], downsample=not last,
+                                     data_format="NHWC"))
+            start += depth
+        self.layers = nn.LayerList(layers)
+        self.num_features = embed_dim * 2 ** (len(depths) - 1)
+        self.feature_info = [feature_entry(embed_dim * 2 ** i, stride * 2 ** i, f"layers.{i}")
+                             for i in range(len(depths))]
 
     def stem(self) -> nn.Layer:
         """The layer from the image to the first stage's tokens (``patch_embed``)."""

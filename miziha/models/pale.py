@@ -17,10 +17,9 @@ from typing import Optional, Sequence
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.basic import droppath_schedule, layer_norm, linear
+from ..layers.basic import layer_norm, linear
 from ..mixers.pale import PaleT
 from .common import StagedTransformer
-from .features import feature_entry
 from .registry import register_model
 from .swin import PatchEmbed
 
@@ -77,24 +76,15 @@ class PaleTransformer(StagedTransformer):
                              f"and {len(num_heads)}")
         self.patch_embed = PatchEmbed(in_channels, embed_dim, 4, kernel_size=7, padding=3)
         self.pos_drop = nn.Dropout(checks.rate("dropout", dropout))
-        rates = droppath_schedule(droppath, sum(depths))
-        layers, start = [], 0
-        for i, (depth, heads) in enumerate(zip(depths, num_heads)):
-            dim, last = embed_dim * 2 ** i, i == len(depths) - 1
-            layers.append(PaleT(dim, dim if last else 2 * dim, num_heads=heads,
-                                pale_size=pale_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                                qk_scale=qk_scale, dropout=dropout,
-                                attention_dropout=attention_dropout,
-                                droppath=rates[start:start + depth], downsample=not last,
-                                depth=depth, data_format="NHWC", attention=attention,
-                                use_recompute=use_recompute))
-            start += depth
-        self.layers = nn.LayerList(layers)
-        self.num_features = embed_dim * 2 ** (len(depths) - 1)
+        self.build_stages(
+            embed_dim, depths, droppath, 4,
+            lambda i, dim, out_dim, **stage: PaleT(
+                dim, out_dim, num_heads=num_heads[i], pale_size=pale_size, mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias, qk_scale=qk_scale, dropout=dropout,
+                attention_dropout=attention_dropout, attention=attention,
+                use_recompute=use_recompute, **stage))
         self.norm = layer_norm(self.num_features)
         self.head = linear(self.num_features, self.num_classes)
-        self.feature_info = [feature_entry(embed_dim * 2 ** i, 4 * 2 ** i, f"layers.{i}")
-                             for i in range(len(depths))]
         self.freeze_stages(frozen_stages)
 
 

@@ -15,13 +15,11 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.basic import droppath_schedule
 from ..layers.basic import layer_norm, linear
 from ..layers.shapes import spatial_size
 from ..paddle_fixes.workarounds import pad_bottom_right
 from ..mixers.swin import SwinT
 from .common import StagedTransformer
-from .features import feature_entry
 from .registry import register_model
 
 __all__ = ["PatchEmbed", "SwinTransformer", "KEY_MAPS", "swin_tiny_patch4_window7_224",
@@ -119,24 +117,15 @@ class SwinTransformer(StagedTransformer):
         self.patch_embed = PatchEmbed(in_channels, embed_dim,
                                       checks.positive_int("patch_size", patch_size))
         self.pos_drop = nn.Dropout(checks.rate("dropout", dropout))
-        rates = droppath_schedule(droppath, sum(depths))
-        layers, start = [], 0
-        for i, (depth, heads) in enumerate(zip(depths, num_heads)):
-            dim, last = embed_dim * 2 ** i, i == len(depths) - 1
-            layers.append(self._make_stage(
-                i, dim, dim if last else 2 * dim, num_heads=heads, window_size=window_size,
+        self.build_stages(
+            embed_dim, depths, droppath, self.patch_embed.patch_size,
+            lambda i, dim, out_dim, **stage: self._make_stage(
+                i, dim, out_dim, num_heads=num_heads[i], window_size=window_size,
                 mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale, dropout=dropout,
-                attention_dropout=attention_dropout, droppath=rates[start:start + depth],
-                downsample=not last, depth=depth, data_format="NHWC", attention=attention,
-                use_recompute=use_recompute))
-            start += depth
-        self.layers = nn.LayerList(layers)
-        self.num_features = embed_dim * 2 ** (len(depths) - 1)
+                attention_dropout=attention_dropout, attention=attention,
+                use_recompute=use_recompute, **stage))
         self.norm = layer_norm(self.num_features)
         self.head = linear(self.num_features, self.num_classes)
-        patch = self.patch_embed.patch_size
-        self.feature_info = [feature_entry(embed_dim * 2 ** i, patch * 2 ** i, f"layers.{i}")
-                             for i in range(len(depths))]
         self.freeze_stages(frozen_stages)
 
     def _make_stage(self, index: int, dim: int, out_dim: int, **options) -> SwinT:
