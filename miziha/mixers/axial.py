@@ -140,6 +140,8 @@ class AxialT(TokenMixer):
         attention: ``"auto"``, ``"math"`` or ``"sdpa"``, as in :class:`~miziha.SwinT`.
     """
 
+    two_branches = True
+
     def __init__(self, in_channels: int, out_channels: int,
                  input_resolution: Optional[IntPair] = None, num_heads: Optional[int] = None,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True,
@@ -162,11 +164,6 @@ class AxialT(TokenMixer):
                        **block_options)
             for rate in self.droppaths])
         self._build_output(partial(ConvMerge, norm=True))
-
-    @classmethod
-    def default_heads(cls, channels: int, head_dim: int = 32) -> int:
-        """Even: half the heads on rows, half on columns."""
-        return checks.two_branch_heads(channels, head_dim)
 
     def layout(self, height: Size, width: Size,
                like: Optional[paddle.Tensor] = None) -> List[AxialGeometry]:

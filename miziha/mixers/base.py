@@ -76,10 +76,16 @@ class TokenMixer(nn.Layer):
         self.use_recompute = checks.flag("use_recompute", use_recompute)
 
     # What a design provides.
+    #: Whether the design splits channels and heads into two branches (rows / columns,
+    #: stripe directions), so its default head count must be even.
+    two_branches = False
+
     @classmethod
     def default_heads(cls, channels: int, head_dim: int = 32) -> int:
         """Attention heads of about ``head_dim`` channels each for ``channels`` (used when
-        ``num_heads`` is None); designs with two branches override it to keep it even."""
+        ``num_heads`` is None); even for a design with :attr:`two_branches`."""
+        if cls.two_branches:
+            return checks.two_branch_heads(channels, head_dim)
         return checks.default_num_heads(channels, head_dim)
 
     def layout(self, height: Size, width: Size, like: Optional[paddle.Tensor] = None

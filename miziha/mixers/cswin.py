@@ -209,6 +209,8 @@ class CSWinT(TokenMixer):
             the attention either way.
     """
 
+    two_branches = True
+
     def __init__(self, in_channels: int, out_channels: int,
                  input_resolution: Optional[IntPair] = None, num_heads: Optional[int] = None,
                  split_size: int = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True,
@@ -237,11 +239,6 @@ class CSWinT(TokenMixer):
                        **block_options)
             for rate in self.droppaths])
         self._build_output(partial(ConvMerge, norm=True))
-
-    @classmethod
-    def default_heads(cls, channels: int, head_dim: int = 32) -> int:
-        """Even: half the heads on each stripe direction."""
-        return checks.two_branch_heads(channels, head_dim)
 
     def _heads(self, num_heads: Optional[int]) -> int:
         """Checked heads; two branches split channels and heads in halves."""

@@ -207,10 +207,7 @@ class PaleT(TokenMixer):
             padded-key mask is the fused attention's additive mask.
     """
 
-    @classmethod
-    def default_heads(cls, channels: int, head_dim: int = 32) -> int:
-        """Even: half the heads on rows, half on columns."""
-        return checks.two_branch_heads(channels, head_dim)
+    two_branches = True
 
     def __init__(self, in_channels: int, out_channels: int,
                  input_resolution: Optional[IntPair] = None, num_heads: Optional[int] = None,
