@@ -67,9 +67,7 @@ class ASMLP(StagedTransformer):
                  mlp_ratio: float = 4.0, as_bias: bool = True, patch_size: int = 4,
                  dropout: float = 0.0, droppath: float = 0.1, frozen_stages: int = -1,
                  use_recompute: bool = False) -> None:
-        super().__init__()
-        self.num_classes = checks.positive_int("num_classes", num_classes)
-        self.in_channels = checks.positive_int("in_channels", in_channels)
+        super().__init__(num_classes, in_channels)
         embed_dim = checks.positive_int("embed_dim", embed_dim)
         if not depths:
             raise ValueError("depths needs one entry per stage, got none")

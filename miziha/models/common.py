@@ -108,13 +108,16 @@ class StagedTransformer(FrozenStages, nn.Layer):
     downsampling after it where it is a layer of its own), ``norm`` on the last map, global
     average pooling and ``head``.
 
-    A subclass calls ``super().__init__()`` first, builds its layers, ``norm``, ``head`` and
-    ``feature_info``, sets ``in_channels``, says where its stem and stages are when they are
-    not ``patch_embed`` and ``layers``, then calls :meth:`freeze_stages`.
+    A subclass calls ``super().__init__(num_classes, in_channels)`` first (which checks and
+    keeps both), builds its layers, ``norm``, ``head`` and ``feature_info``, says where its
+    stem and stages are when they are not ``patch_embed`` and ``layers``, then calls
+    :meth:`freeze_stages`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int, in_channels: int) -> None:
         super().__init__()
+        self.num_classes = checks.positive_int("num_classes", num_classes)
+        self.in_channels = checks.positive_int("in_channels", in_channels)
         self.pos_drop: nn.Layer = nn.Identity()
 
     def build_stages(self, embed_dim: int, depths: Sequence[int], droppath: float,

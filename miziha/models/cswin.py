@@ -113,9 +113,7 @@ class CSWinTransformer(StagedTransformer):
                  attention_dropout: float = 0.0, droppath: float = 0.0,
                  frozen_stages: int = -1, use_recompute: bool = False,
                  attention: str = "auto") -> None:
-        super().__init__()
-        self.num_classes = checks.positive_int("num_classes", num_classes)
-        self.in_channels = checks.positive_int("in_channels", in_channels)
+        super().__init__(num_classes, in_channels)
         embed_dim = checks.positive_int("embed_dim", embed_dim)
         if not depths or not len(depths) == len(num_heads) == len(split_sizes):
             raise ValueError(f"depths, num_heads and split_sizes need one entry per stage, got "

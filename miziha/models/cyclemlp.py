@@ -8,7 +8,6 @@ from typing import List, Optional, Sequence, Tuple
 import paddle
 import paddle.nn as nn
 
-from .. import checks
 from ..layers.basic import droppath_schedule, layer_norm, linear
 from ..mixers.cyclemlp import CycleMLPT
 from ..paddle_fixes.workarounds import conv_channels_last
@@ -79,9 +78,7 @@ class CycleNet(StagedTransformer):
                  mlp_ratios: Sequence[float], num_classes: int = 1000, in_channels: int = 3,
                  qkv_bias: bool = False, droppath: float = 0.0, frozen_stages: int = -1,
                  use_recompute: bool = False) -> None:
-        super().__init__()
-        self.num_classes = checks.positive_int("num_classes", num_classes)
-        self.in_channels = checks.positive_int("in_channels", in_channels)
+        super().__init__(num_classes, in_channels)
         if not layers or not len(layers) == len(embed_dims) == len(mlp_ratios):
             raise ValueError(f"layers, embed_dims and mlp_ratios need one entry per stage, got "
                              f"{len(layers)}, {len(embed_dims)} and {len(mlp_ratios)}")

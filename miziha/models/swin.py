@@ -107,9 +107,7 @@ class SwinTransformer(StagedTransformer):
                  attention_dropout: float = 0.0, droppath: float = 0.1,
                  attention: str = "auto", frozen_stages: int = -1,
                  use_recompute: bool = False) -> None:
-        super().__init__()
-        self.num_classes = checks.positive_int("num_classes", num_classes)
-        self.in_channels = checks.positive_int("in_channels", in_channels)
+        super().__init__(num_classes, in_channels)
         embed_dim = checks.positive_int("embed_dim", embed_dim)
         if len(depths) != len(num_heads) or not depths:
             raise ValueError(f"depths and num_heads need one entry per stage, got {len(depths)} "
