@@ -46,6 +46,15 @@ def positive_int(name: str, value) -> int:
     return int(value)
 
 
+def class_count(value) -> int:
+    """``num_classes`` as an int >= 0 (0: no classifier, as timm)."""
+    if not _is_int(value):
+        raise TypeError(f"num_classes must be an int, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"num_classes must be 0 (no classifier) or more, got {value}")
+    return int(value)
+
+
 def int_pair(name: str, value: Union[int, Sequence[int]]) -> Tuple[int, int]:
     """``value`` (an int, or a pair of ints) as a pair of positive ints."""
     if _is_int(value):

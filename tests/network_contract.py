@@ -1,6 +1,7 @@
 """What every official network of the zoo promises, as checks a family's test calls with a
 tiny configuration of that family: official keys, features, forward_features/forward_head,
-export with dynamic sizes, frozen stages."""
+export with dynamic sizes, frozen stages, the classifier API (``num_classes=0``,
+``reset_classifier``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import paddle
 
 from miziha.models.features import FeatureExtractor
 from miziha.weights import official_to_miziha
+from miziha.weights.convert import convert_state, head_names
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -81,6 +83,49 @@ def check_export(model: paddle.nn.Layer, path: Path, sizes: Sequence[Sequence[in
         x = paddle.to_tensor(rng.standard_normal((batch, in_channels, height, width))
                              .astype("float32"))
         np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def check_classifier(build: Callable[..., paddle.nn.Layer], x: paddle.Tensor) -> None:
+    """timm's classifier API on ``build(num_classes=k)``: ``num_classes=0`` has no
+    classifier parameters and outputs the pooled features (``forward_head(...,
+    pre_logits=True)``); ``reset_classifier(k)`` puts a fresh Linear of ``k`` outputs in
+    ``get_classifier()``'s place and 0 takes it away again; a classed model's state dict
+    loads strictly into the headless one, its classifier reported as skipped; a negative
+    count is refused."""
+    paddle.seed(0)
+    headless = build(num_classes=0)
+    headless.eval()
+    assert headless.num_classes == 0 and head_names(headless) == []
+    assert isinstance(headless.get_classifier(), paddle.nn.Identity)
+    features = headless(x)
+    pooled = headless.forward_head(headless.forward_features(x), pre_logits=True)
+    assert features.ndim == 2 and features.shape[0] == x.shape[0]
+    np.testing.assert_allclose(features.numpy(), pooled.numpy(), rtol=1e-5, atol=1e-6)
+
+    classed = build(num_classes=3)
+    state = {k: v.numpy() for k, v in classed.state_dict().items()}
+    arrays, report = convert_state(headless, state, "paddle", source="miziha")
+    assert report.head_skipped == sorted(head_names(classed)) and report.head_skipped
+    assert not report.missing and not report.unexpected
+    headless.set_state_dict(arrays)
+    classed.eval()
+    loaded = headless(x).numpy()
+    np.testing.assert_allclose(
+        loaded, classed.forward_head(classed.forward_features(x), pre_logits=True).numpy(),
+        rtol=1e-5, atol=1e-6)
+
+    headless.reset_classifier(4)
+    assert headless.num_classes == 4 and headless(x).shape == [x.shape[0], 4]
+    assert len(head_names(headless)) == 2 and headless.get_classifier().weight.shape[-1] == 4
+    assert all(not p.stop_gradient for p in headless.get_classifier().parameters())
+    headless.reset_classifier(0)
+    np.testing.assert_allclose(headless(x).numpy(), loaded, rtol=1e-5, atol=1e-6)
+    try:
+        build(num_classes=-1)
+    except ValueError as error:
+        assert "num_classes must be 0 (no classifier) or more, got -1" in str(error)
+    else:
+        raise AssertionError("num_classes=-1 was accepted")
 
 
 def check_frozen_stages(build: Callable[..., paddle.nn.Layer], frozen: Sequence[str],

@@ -14,7 +14,7 @@ import pytest
 import miziha
 from conftest import randomize, state_arrays
 from miziha.models import ASMLP
-from network_contract import (check_export, check_features, check_frozen_stages,
+from network_contract import (check_classifier, check_export, check_features, check_frozen_stages,
                               check_official_keys, official_shapes, trainable_parameters)
 from reference import linear
 from reference_asmlp import as_block, as_patch_merging, group_norm_1
@@ -82,6 +82,7 @@ def test_network_contract(tmp_path):
     assert [f["num_chs"] for f in model.feature_info] == [10, 20, 40, 80]
     check_features(model, paddle.randn([2, 3, 37, 50]))
     check_export(model, tmp_path / "asmlp", [(1, 32, 32), (2, 45, 27)])
+    check_classifier(lambda **kw: ASMLP(**{**TINY, **kw}), paddle.randn([2, 3, 32, 32]))
     check_frozen_stages(lambda: ASMLP(frozen_stages=2, **TINY),
                         ["patch_embed.", "layers.0.", "layers.1."],
                         ["layers.2.", "layers.3.", "norm.", "head."],

@@ -29,7 +29,7 @@ import miziha
 from miziha import CSWinT
 from miziha.models.cswin import KEY_MAPS, CSWinStage, CSWinTransformer
 from miziha.weights import official_to_miziha
-from network_contract import (check_export, check_features, check_frozen_stages,
+from network_contract import (check_classifier, check_export, check_features, check_frozen_stages,
                               check_official_keys, official_shapes, trainable_parameters)
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -125,6 +125,7 @@ def test_network_contract_on_a_small_configuration(tmp_path):
     assert [f["reduction"] for f in model.feature_info] == [4, 8, 16, 32]
     check_features(model, _input((2, 3, 70, 90)))
     check_export(model, tmp_path / "cswin", [(1, 64, 64), (2, 97, 75)])
+    check_classifier(lambda **kw: CSWinTransformer(**{**TINY, **kw}), _input((2, 3, 64, 64)))
     for frozen, trained in ((0, ["stage1."]),
                             (2, ["stage3.", "merge3.", "stage4.", "norm.", "head."])):
         stages = [f"stage{i}." for i in range(1, frozen + 1)]

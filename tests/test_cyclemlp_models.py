@@ -13,7 +13,7 @@ import pytest
 import miziha
 from conftest import randomize, state_arrays
 from miziha.models import CycleNet
-from network_contract import (check_export, check_features, check_frozen_stages,
+from network_contract import (check_classifier, check_export, check_features, check_frozen_stages,
                               check_official_keys, official_shapes, trainable_parameters)
 from reference import layer_norm, linear
 from reference_cyclemlp import conv2d, cycle_block, cycle_downsample
@@ -77,6 +77,7 @@ def test_network_contract(tmp_path):
     assert [f["module"] for f in model.feature_info] == [f"network.{i}" for i in (0, 2, 4, 6)]
     check_features(model, paddle.randn([2, 3, 35, 48]))  # H, W % 4 in (0, 3): ceil(H/4)
     check_export(model, tmp_path / "cyclemlp", [(1, 32, 32), (2, 45, 27)])
+    check_classifier(lambda **kw: CycleNet(**{**TINY, **kw}), paddle.randn([2, 3, 32, 32]))
     check_frozen_stages(lambda: CycleNet(frozen_stages=2, **TINY),
                         ["patch_embed.", "network.0.", "network.1.", "network.2.", "network.3."],
                         ["network.4.", "network.5.", "network.6.", "norm.", "head."],

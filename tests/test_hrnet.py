@@ -33,9 +33,9 @@ from miziha.models import HRNet, HRNetConfig
 from miziha.models.hrnet import HRNET_CONFIGS, MIXER_CONFIGS
 from miziha.models.registry import model_options
 from miziha.weights import official_to_miziha
-from network_contract import (DATA, check_export, check_features, check_frozen_stages,
-                              check_official_keys, official_shapes, random_official_state,
-                              trainable_parameters)
+from network_contract import (DATA, check_classifier, check_export, check_features,
+                              check_frozen_stages, check_official_keys, official_shapes,
+                              random_official_state, trainable_parameters)
 
 #: Trainable parameters of the official classification (1000 classes) and segmentation
 #: (2 classes) networks.
@@ -114,6 +114,7 @@ def test_network_contract_keys_and_features():
     # The segmentation head's forward is forward_head(forward_features(x), output_size=(H,
     # W)): test_segmentation_features_are_the_branches_and_the_head_upsamples.
     check_features(HRNet(num_classes=3, config=TINY), paddle.randn([2, 3, 45, 61]))
+    check_classifier(lambda **kw: HRNet(config=TINY, **kw), paddle.randn([2, 3, 32, 32]))
 
 
 @pytest.mark.parametrize("head", ["classification", "segmentation"])
@@ -365,7 +366,9 @@ def test_registry_names_options_and_tasks():
                                          r"'segmentation'\), got 'detection'"),
     (dict(mixer="transformer"), ValueError, "mixer must be one of .*, got 'transformer'"),
     (dict(window_size=7), ValueError, r"mixer options need a mixer .*\['window_size'\]"),
-    (dict(num_classes=0), ValueError, "num_classes must be a positive int, got 0"),
+    (dict(num_classes=-2), ValueError, r"num_classes must be 0 \(no classifier\) or more, got -2"),
+    (dict(num_classes=0, head="segmentation"), ValueError,
+     "the segmentation head needs num_classes >= 1, got 0"),
 ])
 def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):

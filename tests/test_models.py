@@ -213,3 +213,39 @@ def test_out_indices_choose_stages_and_bad_ones_are_clear():
         miziha.create_model("resnet50", out_indices=(1,))
     with pytest.raises(TypeError, match="UNet has no multi-scale features"):
         miziha.create_model("unet", features_only=True)
+
+
+def test_an_int_of_indices_is_the_last_stages_as_in_timm():
+    backbone = miziha.create_model("resnet50", features_only=True, out_indices=2)
+    assert backbone.out_indices == [2, 3]
+    assert [e["reduction"] for e in backbone.feature_info] == [16, 32]
+    model = miziha.create_model("swin_tiny_patch4_window7_224", embed_dim=8,
+                                num_heads=(1, 1, 1, 1), num_classes=3)
+    model.eval()
+    x = paddle.randn([1, 3, 32, 32])
+    last = model.forward_intermediates(x, indices=1)
+    assert len(last) == 1
+    np.testing.assert_allclose(last[0].numpy(), model.forward_intermediates(x, [3])[0].numpy(),
+                               rtol=1e-6, atol=1e-6)
+    for bad, error, message in [(0, ValueError, "asks for the last 0 stages; there are 4"),
+                                (5, ValueError, "asks for the last 5 stages; there are 4"),
+                                (True, TypeError, "an int or a sequence of ints, got True"),
+                                ("12", TypeError, "an int or a sequence of ints, got '12'"),
+                                (1.0, TypeError, "an int or a sequence of ints, got 1.0")]:
+        with pytest.raises(error, match=message):
+            miziha.create_model("resnet50", features_only=True, out_indices=bad)
+
+
+def test_timm_option_names_stand_for_mizihas():
+    model = miziha.create_model("swin_tiny_patch4_window7_224", in_chans=1, drop_path_rate=0.3,
+                                drop_rate=0.1, embed_dim=8, num_heads=(1, 1, 1, 1),
+                                num_classes=0)
+    assert model.in_channels == 1 and model.pos_drop.p == 0.1
+    rates = [block.drop_path.p for layer in model.layers for block in layer.blocks]
+    assert abs(rates[-1] - 0.3) < 1e-6
+    assert model(paddle.randn([2, 1, 32, 32])).shape == [2, 64]
+    with pytest.raises(TypeError, match="got both 'in_chans' \\(timm's name\\) and "
+                                        "'in_channels'; give one"):
+        miziha.create_model("resnet50", in_chans=1, in_channels=3)
+    with pytest.raises(TypeError, match="hrnet_w18 got unknown option\\(s\\) 'dropout'"):
+        miziha.create_model("hrnet_w18", drop_rate=0.1)

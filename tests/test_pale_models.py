@@ -11,7 +11,7 @@ import pytest
 import miziha
 from miziha.models import PaleTransformer
 from conftest import randomize, state_arrays
-from network_contract import (check_export, check_features, check_frozen_stages,
+from network_contract import (check_classifier, check_export, check_features, check_frozen_stages,
                               trainable_parameters)
 from reference import layer_norm, linear
 from reference_pale import pale_block, pale_merge
@@ -70,6 +70,7 @@ def test_tiny_configuration_keeps_the_network_contract(tmp_path):
     assert [e["num_chs"] for e in model.feature_info] == [8, 16, 32]
     check_export(model, tmp_path / "pale", [(1, 32, 32), (2, 27, 40)])
     x = paddle.randn([2, 3, 24, 24])
+    check_classifier(lambda **kw: PaleTransformer(**TINY, **kw), paddle.randn([2, 3, 32, 32]))
     check_frozen_stages(lambda: PaleTransformer(num_classes=3, frozen_stages=0, **TINY),
                         ["patch_embed"], ["layers.0", "layers.2", "norm", "head"], x)
     check_frozen_stages(lambda: PaleTransformer(num_classes=3, frozen_stages=1, **TINY),
@@ -109,7 +110,7 @@ def test_networks_have_the_papers_sizes(name):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(num_classes=0), "num_classes"),
+    (dict(num_classes=-1), "num_classes"),
     (dict(depths=(1, 1), num_heads=(2,)), "one entry per stage"),
     (dict(num_heads=(3, 2, 4), embed_dim=12), "num_heads must be even"),
     (dict(frozen_stages=4), "frozen_stages must be -1"),

@@ -21,8 +21,9 @@ from miziha.models.swin import KEY_MAPS
 from miziha.mixers.swin import SwinT
 from miziha.weights import official_to_miziha
 from conftest import randomize, state_arrays
-from network_contract import (DATA, check_export, check_features, check_frozen_stages,
-                              check_official_keys, official_shapes, trainable_parameters)
+from network_contract import (DATA, check_classifier, check_export, check_features,
+                              check_frozen_stages, check_official_keys, official_shapes,
+                              trainable_parameters)
 from reference import swin_transformer as reference_swin_transformer
 
 TINY = dict(embed_dim=8, depths=(2, 2, 2), num_heads=(1, 2, 4), window_size=3, patch_size=2)
@@ -111,6 +112,7 @@ def test_tiny_configuration_keeps_the_network_contract(tmp_path):
     assert [e["reduction"] for e in model.feature_info] == [2, 4, 8]
     check_export(model, tmp_path / "swin", [(1, 16, 16), (2, 13, 22)])
     x = paddle.randn([2, 3, 12, 12])
+    check_classifier(lambda **kw: SwinTransformer(**TINY, **kw), x)
     check_frozen_stages(lambda: SwinTransformer(num_classes=3, frozen_stages=0, **TINY),
                         ["patch_embed"], ["layers.0", "layers.2", "norm", "head"], x)
     check_frozen_stages(lambda: SwinTransformer(num_classes=3, frozen_stages=2, **TINY),
@@ -199,7 +201,7 @@ def test_official_checkpoint_that_does_not_fit():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(num_classes=0), "num_classes"),
+    (dict(num_classes=-1), "num_classes"),
     (dict(depths=(2, 2), num_heads=(1,)), "one entry per stage"),
     (dict(depths=(2, 3), num_heads=(1, 2)), "depth must be even"),
     (dict(embed_dim=8, num_heads=(3, 6)), "divisible by num_heads"),

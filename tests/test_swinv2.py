@@ -28,9 +28,9 @@ from miziha.layers.windows import log_spaced_coords
 from miziha.mixers.swinv2 import SwinV2T
 from miziha.models.swinv2 import KEY_MAPS, SwinTransformerV2
 from miziha.weights import official_to_miziha
-from network_contract import (DATA, check_export, check_features, check_frozen_stages,
-                              check_official_keys, official_shapes, random_official_state,
-                              trainable_parameters)
+from network_contract import (DATA, check_classifier, check_export, check_features,
+                              check_frozen_stages, check_official_keys, official_shapes,
+                              random_official_state, trainable_parameters)
 from reference_swinv2 import log_coords, official_index, swinv2_layer
 
 TINY = dict(embed_dim=16, depths=(2, 2), num_heads=(2, 4), num_classes=5)
@@ -280,6 +280,8 @@ def test_network_contract(tmp_path):
     check_features(model, paddle.randn([2, 3, 37, 29]))
     assert [info["reduction"] for info in model.feature_info] == [4, 8]
     check_export(model, tmp_path / "swinv2", [(1, 32, 32), (2, 45, 27)])
+    check_classifier(lambda **kw: SwinTransformerV2(**{**TINY, **kw}, window_size=4),
+                     paddle.randn([2, 3, 32, 32]))
     check_frozen_stages(lambda: SwinTransformerV2(**TINY, window_size=4, frozen_stages=1),
                         ["patch_embed.", "layers.0."], ["layers.1.", "norm.", "head."],
                         paddle.randn([2, 3, 32, 32]))

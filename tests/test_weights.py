@@ -338,6 +338,26 @@ def test_other_classes_leave_the_head_at_its_initialisation():
     assert "head skipped" in str(report)
 
 
+@pytest.mark.parametrize("name", ["swin_tiny_official.pth", "swin_tiny_timm.safetensors"])
+def test_a_model_without_classifier_loads_the_rest_and_reports_the_head(name):
+    """num_classes=0 (timm's backbone): the file's classifier (timm's ``head.fc`` after its
+    rename) is reported as skipped, everything else loads strictly, and the output is the
+    pooled features of the model with the classifier."""
+    model = miziha.create_model("swin_tiny_patch4_window7_224", **{**TINY, "num_classes": 0},
+                                pretrained=_path(name))
+    report = model.pretrained_report
+    assert report.head_skipped == ["head.bias", "head.weight"]
+    assert not report.missing and not report.unexpected
+    classed = _tiny_swin()
+    load_pretrained(classed, _path(name))
+    model.eval()
+    x = paddle.randn([2, 3, 32, 32])
+    np.testing.assert_allclose(
+        model(x).numpy(),
+        classed.forward_head(classed.forward_features(x), pre_logits=True).numpy(),
+        rtol=1e-5, atol=1e-6)
+
+
 def test_create_model_swin_tiny_window12_from_a_window7_file(tmp_path):
     path = str(tmp_path / "swin_tiny_w7.pdparams")
     paddle.save(miziha.create_model("swin_tiny_patch4_window7_224").state_dict(), path)

@@ -9,7 +9,6 @@ from typing import Sequence
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.basic import linear
 from ..mixers.asmlp import ASMLPT, GroupNorm1
 from .common import StagedTransformer
 from .registry import register_model
@@ -44,7 +43,7 @@ class ASMLP(StagedTransformer):
     :func:`~miziha.weights.official.official_to_miziha` to load one.
 
     Args:
-        num_classes: classes of the head (>= 1).
+        num_classes: classes of the head (0: no head, the output is the pooled features).
         in_channels: image channels.
         embed_dim: channels after patch embedding.
         depths: blocks per stage.
@@ -80,7 +79,7 @@ class ASMLP(StagedTransformer):
                 dim, out_dim, shift_size=shift_size, mlp_ratio=mlp_ratio, as_bias=as_bias,
                 dropout=dropout, use_recompute=use_recompute, **stage))
         self.norm = GroupNorm1(self.num_features)
-        self.head = linear(self.num_features, self.num_classes)
+        self.reset_classifier(self.num_classes)
         self.freeze_stages(frozen_stages)
 
 

@@ -8,11 +8,11 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.basic import droppath_schedule, layer_norm
+from ..layers.basic import droppath_schedule, layer_norm, linear
 from ..mixers.base import TokenMixer
 from ..paddle_fixes.workarounds import LeakyReLU
 
-from .features import feature_entry, stage_indices
+from .features import Indices, feature_entry, stage_indices
 
 Mixer = TypeVar("Mixer", bound=TokenMixer)
 
@@ -39,6 +39,12 @@ def classification_head(in_features: int, num_classes: int) -> nn.Sequential:
     num_classes = checks.positive_int("num_classes", num_classes)
     return nn.Sequential(nn.Dropout(0.2), nn.Linear(in_features, 256), layer_norm(256),
                          nn.Dropout(0.2), LeakyReLU(), nn.Linear(256, num_classes))
+
+
+def classifier(in_features: int, num_classes: int) -> nn.Layer:
+    """The classifier on pooled features ``[B, in_features]``: a Linear to ``num_classes``,
+    or (``num_classes=0``) an identity that passes the features on, as timm's."""
+    return linear(in_features, num_classes) if num_classes else nn.Identity()
 
 
 def check_image(x: paddle.Tensor, channels: int, model: str) -> None:
@@ -106,19 +112,30 @@ class StagedTransformer(FrozenStages, nn.Layer):
     (:meth:`stem`, ``[B, C, H, W] -> [B, h, w, C0]``), ``pos_drop``, the stages
     (:meth:`stages`: each an NHWC :class:`~miziha.mixers.base.TokenMixer`, and the
     downsampling after it where it is a layer of its own), ``norm`` on the last map, global
-    average pooling and ``head``.
+    average pooling and ``head`` (``num_classes=0``: none, the pooled features are the
+    output; :meth:`reset_classifier` changes it).
 
     A subclass calls ``super().__init__(num_classes, in_channels)`` first (which checks and
-    keeps both), builds its layers, ``norm``, ``head`` and ``feature_info``, says where its
-    stem and stages are when they are not ``patch_embed`` and ``layers``, then calls
-    :meth:`freeze_stages`.
+    keeps both), builds its layers, ``norm`` and ``feature_info``, then its ``head`` with
+    :meth:`reset_classifier`, says where its stem and stages are when they are not
+    ``patch_embed`` and ``layers``, then calls :meth:`freeze_stages`.
     """
 
     def __init__(self, num_classes: int, in_channels: int) -> None:
         super().__init__()
-        self.num_classes = checks.positive_int("num_classes", num_classes)
+        self.num_classes = checks.class_count(num_classes)
         self.in_channels = checks.positive_int("in_channels", in_channels)
         self.pos_drop: nn.Layer = nn.Identity()
+
+    def get_classifier(self) -> nn.Layer:
+        """The classifier layer (``head``; an identity when ``num_classes`` is 0)."""
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new ``head`` for ``num_classes`` (0: none; forward then gives the pooled
+        features ``[B, num_features]``), freshly initialised."""
+        self.num_classes = checks.class_count(num_classes)
+        self.head = classifier(self.num_features, self.num_classes)
 
     def build_stages(self, embed_dim: int, depths: Sequence[int], droppath: float,
                      stride: int, make_stage: Callable[..., TokenMixer]) -> None:
@@ -163,7 +180,7 @@ class StagedTransformer(FrozenStages, nn.Layer):
         return self.pos_drop(self.stem()(x))
 
     def forward_intermediates(self, x: paddle.Tensor,
-                              indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
+                              indices: Indices = None) -> List[paddle.Tensor]:
         """Per stage ``indices`` (default: all), its blocks' output before the
         downsampling, NCHW, at the strides of ``feature_info``; the last stage's is
         normalised, as in :meth:`forward_features`."""
@@ -196,5 +213,6 @@ class StagedTransformer(FrozenStages, nn.Layer):
         return x if pre_logits else self.head(x)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        """``[B, C, H, W]`` -> logits ``[B, num_classes]``."""
+        """``[B, C, H, W]`` -> logits ``[B, num_classes]`` (``num_classes=0``: the pooled
+        features ``[B, num_features]``)."""
         return self.forward_head(self.forward_features(x))

@@ -9,7 +9,7 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.basic import ConvMerge, droppath_schedule, layer_norm, linear
+from ..layers.basic import ConvMerge, droppath_schedule, layer_norm
 from ..layers.shapes import spatial_size
 from ..mixers.cswin import CSWinT
 from ..paddle_fixes.workarounds import pad_bottom_right
@@ -92,7 +92,7 @@ class CSWinTransformer(StagedTransformer):
     :func:`~miziha.weights.official_to_miziha`, a PaddleClas one with :data:`KEY_MAPS`.
 
     Args:
-        num_classes: classes of the head (>= 1).
+        num_classes: classes of the head (0: no head, the output is the pooled features).
         in_channels: image channels.
         embed_dim: channels after the stem.
         depths: blocks per stage.
@@ -136,7 +136,7 @@ class CSWinTransformer(StagedTransformer):
             start += depth
         self.num_features = embed_dim * 2 ** (num_stages - 1)
         self.norm = layer_norm(self.num_features)
-        self.head = linear(self.num_features, self.num_classes)
+        self.reset_classifier(self.num_classes)
         self.feature_info = [feature_entry(embed_dim * 2 ** i, 4 * 2 ** i, f"stage{i + 1}")
                              for i in range(num_stages)]
         self.freeze_stages(frozen_stages)

@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 import paddle
 import paddle.nn as nn
 
-from ..layers.basic import droppath_schedule, layer_norm, linear
+from ..layers.basic import droppath_schedule, layer_norm
 from ..mixers.cyclemlp import CycleMLPT
 from ..paddle_fixes.workarounds import conv_channels_last
 from .common import StagedTransformer, index_blocks
@@ -62,7 +62,7 @@ class CycleNet(StagedTransformer):
         layers: blocks per stage.
         embed_dims: channels per stage (each at least 4).
         mlp_ratios: MLP hidden width over the channels, per stage.
-        num_classes: classes of the head (>= 1).
+        num_classes: classes of the head (0: no head, the output is the pooled features).
         in_channels: image channels.
         qkv_bias: bias of the channel FC ``mlp_c`` (none in the official models).
         droppath: the stochastic depth rate of the last block (official constructor
@@ -96,7 +96,7 @@ class CycleNet(StagedTransformer):
         self.network = nn.LayerList(network)
         self.num_features = embed_dims[-1]
         self.norm = layer_norm(self.num_features)
-        self.head = linear(self.num_features, self.num_classes)
+        self.reset_classifier(self.num_classes)
         self.feature_info = [feature_entry(dim, 4 * 2 ** i, f"network.{2 * i}")
                              for i, dim in enumerate(embed_dims)]
         self.freeze_stages(frozen_stages)

@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from collections.abc import Sequence as SequenceType
+from typing import List, Sequence, Union
 
 import paddle
 import paddle.nn as nn
@@ -18,13 +19,24 @@ def feature_entry(num_chs: int, reduction: int, module: str) -> dict:
     return {"num_chs": num_chs, "reduction": reduction, "module": module}
 
 
-def stage_indices(indices: Optional[Sequence[int]], count: int) -> List[int]:
-    """``indices`` (None: all; negative ones count from the end) as sorted, distinct,
-    non-negative stage numbers below ``count``."""
+#: Stages to return: None (all), an int ``n`` (the last ``n``) or a sequence of stage numbers.
+Indices = Union[None, int, Sequence[int]]
+
+
+def stage_indices(indices: Indices, count: int) -> List[int]:
+    """``indices`` (None: all; an int ``n``: the last ``n``, as timm; a sequence: those
+    stages, negative ones counting from the end) as sorted, distinct, non-negative stage
+    numbers below ``count``."""
     if indices is None:
         return list(range(count))
-    if isinstance(indices, int) or not all(isinstance(i, int) for i in indices):
-        raise TypeError(f"indices must be a sequence of ints, got {indices!r}")
+    if isinstance(indices, int) and not isinstance(indices, bool):
+        if not 1 <= indices <= count:
+            raise ValueError(f"indices={indices} asks for the last {indices} stages; there "
+                             f"are {count}")
+        return list(range(count - indices, count))
+    if isinstance(indices, str) or not isinstance(indices, SequenceType) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in indices):
+        raise TypeError(f"indices must be an int or a sequence of ints, got {indices!r}")
     if not indices:
         raise ValueError("indices must name at least one stage")
     resolved = []
@@ -41,10 +53,10 @@ class FeatureExtractor(nn.Layer):
 
     Args:
         model: a network with ``feature_info`` and ``forward_intermediates``.
-        out_indices: stages to return (None: all).
+        out_indices: stages to return (None: all; an int n: the last n).
     """
 
-    def __init__(self, model: nn.Layer, out_indices: Optional[Sequence[int]] = None) -> None:
+    def __init__(self, model: nn.Layer, out_indices: Indices = None) -> None:
         super().__init__()
         if not hasattr(model, "forward_intermediates"):
             raise TypeError(f"{type(model).__name__} has no multi-scale features "

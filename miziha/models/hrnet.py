@@ -22,11 +22,10 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .. import checks
-from ..layers.basic import linear
 from ..mixers.registry import MIXERS, mixer_class
 from ..layers.shapes import Size, spatial_size
-from .common import ConvBN, FrozenStages, check_image, frozen_stage_count
-from .features import feature_entry, stage_indices
+from .common import ConvBN, FrozenStages, check_image, classifier, frozen_stage_count
+from .features import Indices, feature_entry, stage_indices
 from .registry import TASKS, register_model
 
 __all__ = ["HRNetConfig", "HRNET_CONFIGS", "MIXER_CONFIGS", "BasicBlock", "Bottleneck",
@@ -286,7 +285,8 @@ class HRNet(FrozenStages, nn.Layer):
     HRNet has no stochastic depth; with a mixer, ``droppath`` is the mixer's.
 
     Args:
-        num_classes: classes of the head (>= 1).
+        num_classes: classes of the head (classification: 0 for no classifier, the output
+            is then the pooled features ``[B, 2048]``; segmentation: at least 1).
         config: a key of :data:`HRNET_CONFIGS` or an :class:`HRNetConfig`.
         head: ``"classification"`` or ``"segmentation"``.
         mixer: None (3x3 convs), or a key of :data:`miziha.MIXERS`: every BasicBlock of the
@@ -308,11 +308,13 @@ class HRNet(FrozenStages, nn.Layer):
                  head: str = "classification", mixer: Optional[str] = None,
                  in_channels: int = 3, frozen_stages: int = -1, **mixer_options) -> None:
         super().__init__()
-        self.num_classes = checks.positive_int("num_classes", num_classes)
+        self.num_classes = checks.class_count(num_classes)
         self.in_channels = checks.positive_int("in_channels", in_channels)
         frozen_count = frozen_stage_count(frozen_stages, self.num_stages)
         if head not in TASKS:
             raise ValueError(f"head must be one of {TASKS}, got {head!r}")
+        if head == "segmentation" and not self.num_classes:
+            raise ValueError("the segmentation head needs num_classes >= 1, got 0")
         if mixer is None and mixer_options:
             raise ValueError(f"mixer options need a mixer (mixer=None builds 3x3 convs), got "
                              f"{sorted(mixer_options)}")
@@ -348,7 +350,7 @@ class HRNet(FrozenStages, nn.Layer):
             self.downsamp_modules = nn.LayerList([_conv_bn_relu(c_in, c_out, 3, 2)
                                                   for c_in, c_out in zip(widths, widths[1:])])
             self.final_layer = _conv_bn_relu(widths[-1], NUM_FEATURES, 1)
-            self.classifier = linear(NUM_FEATURES, self.num_classes)
+            self.classifier = classifier(NUM_FEATURES, self.num_classes)
             #: timm's ``feature_location="incre"`` maps (without its stride-2 stem map).
             self.feature_info = [feature_entry(w, 4 * 2 ** i, f"incre_modules.{i}")
                                  for i, w in enumerate(widths)]
@@ -365,6 +367,23 @@ class HRNet(FrozenStages, nn.Layer):
             self.freeze([self.conv1, self.bn1, self.conv2, self.bn2] +
                         [layer for group in groups[:frozen_count] for layer in group])
 
+    def get_classifier(self) -> nn.Layer:
+        """The classifier layer: ``classifier`` (an identity when ``num_classes`` is 0) or
+        the segmentation head's last 1x1 conv."""
+        return self.classifier if self.head_type == "classification" else self.last_layer[3]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised classifier for ``num_classes`` (classification: 0
+        leaves none; segmentation: at least 1)."""
+        num_classes = checks.class_count(num_classes)
+        if self.head_type == "classification":
+            self.classifier = classifier(NUM_FEATURES, num_classes)
+        else:
+            width = self.last_layer[3].weight.shape[1]
+            self.last_layer.add_sublayer("3", nn.Conv2D(
+                width, checks.positive_int("num_classes", num_classes), 1))
+        self.num_classes = num_classes
+
     def forward_branches(self, x: paddle.Tensor) -> List[paddle.Tensor]:
         """``[B, C, H, W]`` -> the 4 outputs of ``stage4``, ``[B, channels[i], H_i, W_i]``
         with ``H_i = ceil(H / 2**(i + 2))``."""
@@ -378,7 +397,7 @@ class HRNet(FrozenStages, nn.Layer):
         return xs
 
     def forward_intermediates(self, x: paddle.Tensor,
-                              indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
+                              indices: Indices = None) -> List[paddle.Tensor]:
         """The maps of ``feature_info`` at ``indices`` (default: all), NCHW, at strides 4, 8,
         16, 32: with the classification head the ``incre_modules`` outputs (128, 256, 512,
         1024 channels, as timm's HRNet features), with the segmentation head the branches

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.basic import layer_norm, linear
+from ..layers.basic import layer_norm
 from ..mixers.pale import PaleT
 from .common import StagedTransformer
 from .registry import register_model
@@ -47,7 +47,7 @@ class PaleTransformer(StagedTransformer):
     ``norm``, ``head``.
 
     Args:
-        num_classes: classes of the head (>= 1).
+        num_classes: classes of the head (0: no head, the output is the pooled features).
         in_channels: image channels.
         embed_dim: channels after the stem.
         depths: blocks per stage.
@@ -82,7 +82,7 @@ class PaleTransformer(StagedTransformer):
                 attention_dropout=attention_dropout, attention=attention,
                 use_recompute=use_recompute, **stage))
         self.norm = layer_norm(self.num_features)
-        self.head = linear(self.num_features, self.num_classes)
+        self.reset_classifier(self.num_classes)
         self.freeze_stages(frozen_stages)
 
 

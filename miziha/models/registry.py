@@ -8,15 +8,21 @@ import inspect
 import os
 import typing
 from types import MappingProxyType
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import paddle.nn as nn
 
 from ..mixers.registry import mixer_class
+from .features import FeatureExtractor, Indices
 
-__all__ = ["register_model", "create_model", "list_models", "model_options", "MODELS", "TASKS"]
+__all__ = ["register_model", "create_model", "list_models", "model_options", "MODELS", "TASKS",
+           "TIMM_ALIASES"]
 
 TASKS = ("classification", "segmentation")
+#: timm's option names :func:`create_model` also takes -> miziha's.
+TIMM_ALIASES: Mapping[str, str] = MappingProxyType({
+    "in_chans": "in_channels", "drop_path_rate": "droppath", "drop_rate": "dropout"})
+
 _BUILDERS: Dict[str, Callable[..., nn.Layer]] = {}
 _TASK_OF: Dict[str, str] = {}
 _MIXER_OF: Dict[str, str] = {}
@@ -85,10 +91,10 @@ def model_options(name: str) -> List[str]:
 
 
 def create_model(name: str, pretrained: Optional[Union[str, "os.PathLike[str]"]] = None,
-                 features_only: bool = False, out_indices: Optional[Sequence[int]] = None,
+                 features_only: bool = False, out_indices: Indices = None,
                  **kwargs) -> nn.Layer:
     """Build the network registered as ``name`` with ``kwargs`` (``num_classes``, and the
-    network's own options).
+    network's own options; timm's names in :data:`TIMM_ALIASES` stand for miziha's).
 
     ``pretrained`` (a weights file, any format and source
     :func:`miziha.weights.load_pretrained` reads) is loaded strictly after building: another
@@ -117,6 +123,12 @@ def create_model(name: str, pretrained: Optional[Union[str, "os.PathLike[str]"]]
                          f"family's are published)")
     if pretrained is False:
         pretrained = None
+    for alias, own in TIMM_ALIASES.items():
+        if alias in kwargs:
+            if own in kwargs:
+                raise TypeError(f"{name} got both {alias!r} (timm's name) and {own!r}; give "
+                                f"one")
+            kwargs[own] = kwargs.pop(alias)
     accepted = model_options(name)
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
@@ -131,5 +143,4 @@ def create_model(name: str, pretrained: Optional[Union[str, "os.PathLike[str]"]]
         if out_indices is not None:
             raise ValueError("out_indices goes with features_only=True")
         return model
-    from .features import FeatureExtractor
     return FeatureExtractor(model, out_indices)

@@ -15,7 +15,7 @@ from .. import checks
 from ..layers.basic import droppath_schedule
 from ..mixers.registry import MIXERS, mixer_class, stage_options
 from .common import ConvBN, check_image, classification_head
-from .features import feature_entry, stage_indices
+from .features import Indices, feature_entry, stage_indices
 from .registry import register_model
 
 __all__ = ["SwinBottleneck", "SwinResNet", "ResNet50", "MIXER_RESNETS", "swin_resnet50",
@@ -113,7 +113,7 @@ class SwinResNet(nn.Layer):
                                            f"stages.{i}") for i, width in enumerate(widths)]
 
     def forward_intermediates(self, x: paddle.Tensor,
-                              indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
+                              indices: Indices = None) -> List[paddle.Tensor]:
         """The output maps of the stages ``indices`` (default: all), NCHW, at strides
         4, 8, 16, 32 for the ResNet50 layout."""
         wanted = stage_indices(indices, len(self.stages))
@@ -159,7 +159,7 @@ class ResNet50(paddle.vision.models.ResNet):
                              for i in range(4)]
 
     def forward_intermediates(self, x: paddle.Tensor,
-                              indices: Optional[Sequence[int]] = None) -> List[paddle.Tensor]:
+                              indices: Indices = None) -> List[paddle.Tensor]:
         """The outputs of ``layer1``..``layer4`` at ``indices`` (default: all), NCHW."""
         wanted = stage_indices(indices, 4)
         check_image(x, 3, "ResNet50")

@@ -15,7 +15,7 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.basic import layer_norm, linear
+from ..layers.basic import layer_norm
 from ..layers.shapes import spatial_size
 from ..paddle_fixes.workarounds import pad_bottom_right
 from ..mixers.swin import SwinT
@@ -85,7 +85,7 @@ class SwinTransformer(StagedTransformer):
     ``head``); see :func:`~miziha.weights.official.official_to_miziha` to load one.
 
     Args:
-        num_classes: classes of the head (>= 1).
+        num_classes: classes of the head (0: no head, the output is the pooled features).
         in_channels: image channels.
         embed_dim: channels after patch embedding.
         depths: blocks per stage (each even: W-MSA / SW-MSA pairs).
@@ -123,7 +123,7 @@ class SwinTransformer(StagedTransformer):
                 attention_dropout=attention_dropout, attention=attention,
                 use_recompute=use_recompute, **stage))
         self.norm = layer_norm(self.num_features)
-        self.head = linear(self.num_features, self.num_classes)
+        self.reset_classifier(self.num_classes)
         self.freeze_stages(frozen_stages)
 
     def _make_stage(self, index: int, dim: int, out_dim: int, **options) -> SwinT:

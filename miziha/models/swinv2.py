@@ -47,7 +47,7 @@ class SwinTransformerV2(SwinTransformer):
     buffers (``relative_coords_table``, ``relative_position_index``, ``attn_mask``) dropped.
 
     Args:
-        num_classes: classes of the head (>= 1).
+        num_classes: classes of the head (0: no head, the output is the pooled features).
         in_channels: image channels.
         embed_dim: channels after patch embedding.
         depths: blocks per stage (each even).

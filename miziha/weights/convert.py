@@ -19,8 +19,8 @@ from .official import DERIVED_BUFFERS, RENAMED_BUFFERS
 from .resize import resize_relative_position_table
 
 __all__ = ["DERIVED_BUFFERS", "RENAMED_BUFFERS", "SOURCES", "LoadReport", "family_maps",
-           "apply_key_map", "to_paddle_layout", "linear_weight_names", "head_names",
-           "detect_source", "convert_state"]
+           "apply_key_map", "to_paddle_layout", "linear_weight_names", "head_prefix",
+           "head_names", "detect_source", "convert_state"]
 
 #: Where weights come from -> the array layout of their files: ``official`` (the design's
 #: own PyTorch code, the names miziha keeps), ``timm`` (timm >= 0.9 names), ``paddleclas``
@@ -51,7 +51,9 @@ class LoadReport:
         renamed: checkpoint key -> model key, where they differ.
         resized: model key -> (checkpoint shape, model shape) of resized tables.
         filled: model keys the source lacks, set to zeros (the family's map says so).
-        head_skipped: classifier keys left at their initialisation (other classes).
+        head_skipped: checkpoint classifier keys not loaded: of other classes (the model's
+            classifier stays at its initialisation), or for a model without one
+            (``num_classes=0``).
         dropped: checkpoint keys of derived buffers (:data:`DERIVED_BUFFERS`).
         missing: model keys the checkpoint did not give (a strict load refuses them).
         unexpected: checkpoint keys the model has no place for (likewise).
@@ -92,8 +94,8 @@ class LoadReport:
         if self.filled:
             lines.append(f"  filled zeros  {len(self.filled)}: {some(self.filled)}")
         if self.head_skipped:
-            lines.append(f"  head skipped  {some(self.head_skipped)} (other classes: left at "
-                         f"initialisation)")
+            lines.append(f"  head skipped  {some(self.head_skipped)} (another classifier "
+                         f"or none: the model's is not loaded)")
         if self.dropped:
             lines.append(f"  dropped       {len(self.dropped)} derived buffers: "
                          f"{some(self.dropped, 2)}")
@@ -127,18 +129,27 @@ def linear_weight_names(model: nn.Layer) -> Set[str]:
             if isinstance(layer, nn.Linear)}
 
 
-def head_names(model: nn.Layer) -> List[str]:
-    """The classifier's state-dict names: the last Linear or Conv2D whose output width is
-    ``model.num_classes`` (none if the model has no ``num_classes``)."""
-    classes = getattr(model, "num_classes", None)
-    head = None
+def head_prefix(model: nn.Layer) -> Optional[str]:
+    """The classifier's sublayer name: the layer ``model.get_classifier()`` gives (timm's
+    API, which every network of the zoo has), else the last Linear or Conv2D whose output
+    width is ``model.num_classes``; None when there is neither."""
+    if hasattr(model, "get_classifier"):
+        layer = model.get_classifier()
+        return next(name for name, sublayer in model.named_sublayers() if sublayer is layer)
+    classes, prefix = getattr(model, "num_classes", None), None
     for name, layer in model.named_sublayers():
         if isinstance(layer, nn.Linear) and layer.weight.shape[-1] == classes or \
                 isinstance(layer, nn.Conv2D) and layer.weight.shape[0] == classes:
-            head = (name, layer)
-    if head is None:
-        return []
-    return [f"{head[0]}.{leaf}" for leaf, _ in head[1].named_parameters()]
+            prefix = name
+    return prefix
+
+
+def head_names(model: nn.Layer) -> List[str]:
+    """The classifier's state-dict names (none for a model without one, or whose
+    classifier is an identity: ``num_classes=0``)."""
+    prefix = head_prefix(model)
+    return [] if prefix is None else [name for name in model.state_dict()
+                                      if name.startswith(prefix + ".")]
 
 
 def to_paddle_layout(state: Mapping[str, np.ndarray], linear_weights: Set[str],
@@ -221,7 +232,8 @@ def convert_state(model: nn.Layer, state: Mapping[str, np.ndarray], layout: str,
         layout: the array layout of the file.
         source: a key of :data:`SOURCES`, or None to detect it (:func:`detect_source`).
         strict: refuse missing or unexpected keys.
-        skip_head: leave the classifier out when its class count differs (else: an error).
+        skip_head: leave the classifier out when its class count differs, or when the model
+            has none (``num_classes=0``; else: an error).
         report: a report to fill (path and format already set), else a new one.
 
     Returns: the arrays, and the :class:`LoadReport`.
@@ -249,11 +261,16 @@ def convert_state(model: nn.Layer, state: Mapping[str, np.ndarray], layout: str,
     if SOURCES[source] == "torch":
         arrays = to_paddle_layout(arrays, linear_weight_names(model), report.renamed)
     expected = model.state_dict()
-    head = set(head_names(model)) if skip_head else set()
+    prefix, names = head_prefix(model), head_names(model)
+    head = set(names) if skip_head else set()
+    headless = skip_head and prefix is not None and not names  # num_classes=0
     converted, wrong = {}, []
     for name, value in arrays.items():
         if name not in expected:
-            report.unexpected.append(name)
+            if headless and name.startswith(prefix + "."):
+                report.head_skipped.append(name)
+            else:
+                report.unexpected.append(name)
             continue
         value, want = np.asarray(value), list(expected[name].shape)
         if list(value.shape) != want:
