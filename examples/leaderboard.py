@@ -2,7 +2,9 @@
 ``miziha.MIXERS`` (read when the script starts), at 32x32, 3 seeds each, on scikit-learn's
 digits and on tiles of scikit-image's photographs, under one protocol (the modern recipe as
 ``make demo``'s one-cycle schedule). Writes docs/leaderboard.md, docs/leaderboard.png and
-benchmarks/results/leaderboard.json from the cells finished so far.
+benchmarks/results/leaderboard.json from the cells finished so far. When every cell is done,
+every model's step is timed once more, all interleaved in one process: the times and
+ratios of the leaderboard.
 
 Every (task, model, seed) cell is saved under --output when it finishes; running the same
 command again trains only the missing cells (a killed run resumes, a newly registered mixer
@@ -24,8 +26,8 @@ from pathlib import Path
 warnings.filterwarnings("ignore", category=UserWarning, module="paddle")
 
 from miziha.experiments.data import DataUnavailable
-from miziha.experiments.leaderboard import (TASKS, leaderboard_models, render,
-                                            run_leaderboard)
+from miziha.experiments.leaderboard import (TASKS, TIMING_ROUNDS, leaderboard_models,
+                                            render, run_leaderboard)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--limit-train", type=int, help="random subset of the training images (smoke runs)")
     add("--limit-test", type=int, help="random subset of the test images (smoke runs)")
     add("--batch-size", type=int, help="instead of the protocol's 32 (smoke runs)")
+    add("--timing-rounds", type=int, default=TIMING_ROUNDS,
+        help="rounds of the interleaved step timing after the cells, 0 for none "
+             "(default: %(default)s)")
     add("--markdown", default="docs/leaderboard.md", help="(default: %(default)s)")
     add("--results", default="benchmarks/results/leaderboard.json",
         help="(default: %(default)s)")
@@ -59,7 +64,7 @@ def main(argv=None) -> int:
         if not args.render_only:
             run_leaderboard(Path(args.output), args.tasks, args.models, args.seeds,
                             limit_train=args.limit_train, limit_test=args.limit_test,
-                            overrides=overrides)
+                            overrides=overrides, timing_rounds=args.timing_rounds)
         render(Path(args.output), Path(args.markdown), Path(args.results), Path(args.figure),
                args.tasks, args.models, args.seeds)
     except (ValueError, RuntimeError, DataUnavailable) as error:

@@ -66,8 +66,12 @@ def test_models_are_read_from_mixers():
 def test_tiny_run_resumes_adds_a_model_and_renders(tmp_path):
     run, log = tmp_path / "run", []
     options = dict(tasks=["tiles"], seeds=1, limit_train=16, limit_test=8,
-                   overrides={"batch_size": 8, "warmup_steps": 0}, log=log.append)
+                   overrides={"batch_size": 8, "warmup_steps": 0}, timing_rounds=2,
+                   log=log.append)
     leaderboard.run_leaderboard(run, models=["resnet50@32"], **options)
+    timing = leaderboard.read_step_times(run)
+    assert list(timing["models"]) == ["resnet50@32"] and timing["rounds"] == 2
+    assert len(timing["models"]["resnet50@32"]["times_ms"]) == 2
     first = run / "cells" / "tiles" / "resnet50@32-seed0.json"
     record = json.loads(first.read_text())
     assert record["epochs_done"] == 1 and record["timed_steps"] == 2
@@ -76,9 +80,15 @@ def test_tiny_run_resumes_adds_a_model_and_renders(tmp_path):
     stamp = first.stat().st_mtime_ns
     cells = leaderboard.run_leaderboard(run, models=["resnet50@32", "swin_resnet50@32"],
                                         **options)
-    assert "1 already done, 1 to train" in log[3]  # the second run's first line
+    assert "1 already done, 1 to train" in log[4]  # the second run's first line
     assert first.stat().st_mtime_ns == stamp  # the first model was not retrained
     assert sorted(r["model"] for r in cells["tiles"]) == ["resnet50@32", "swin_resnet50@32"]
+    timing = leaderboard.read_step_times(run)  # timed again: a model was added
+    assert sorted(timing["models"]) == ["resnet50@32", "swin_resnet50@32"]
+    steps = run / "steps.json"
+    stamp = steps.stat().st_mtime_ns
+    leaderboard.run_leaderboard(run, models=["resnet50@32", "swin_resnet50@32"], **options)
+    assert steps.stat().st_mtime_ns == stamp  # nothing to train, nothing to time
 
     docs = tmp_path / "docs"
     example = load_example("leaderboard")
@@ -88,6 +98,8 @@ def test_tiny_run_resumes_adds_a_model_and_renders(tmp_path):
     assert example.main(argv + ["--seeds", "1"]) == 0
     text = (docs / "lb.md").read_text()
     assert "**Status: complete.**" in text
+    swin_ms = timing["models"]["swin_resnet50@32"]["train_ms_per_batch"]
+    assert f"| {swin_ms:.0f} |" in text and "timed in one process, interleaved" in text
     assert "swin_resnet50@32 - resnet50@32:" in text and "1 seed" in text
     assert "compute thread" in text and "load average" in text
     assert (docs / "lb.png").stat().st_size > 1000
@@ -96,6 +108,9 @@ def test_tiny_run_resumes_adds_a_model_and_renders(tmp_path):
     assert "**Status: incomplete" in text and "| resnet50@32 | 1/2 |" in text
     results = json.loads((docs / "lb.json").read_text())
     assert results["complete"] is False and isinstance(results["shared_machine"], bool)
+    assert results["step_timing"]["rounds"] == 2
     assert results["cells_done"]["tiles"] == {"resnet50@32": [0], "swin_resnet50@32": [0]}
     with pytest.raises(ValueError, match="tasks must be among"):
         leaderboard.run_leaderboard(run, tasks=["nope"])
+    with pytest.raises(ValueError, match="timing_rounds must be an int >= 0, got -1"):
+        leaderboard.run_leaderboard(run, timing_rounds=-1)

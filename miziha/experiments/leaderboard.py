@@ -5,8 +5,11 @@ Every (task, model, seed) is a *cell*: trained by :func:`~miziha.experiments.tra
 train_model` (per-epoch checkpoints under the run folder) and, when it finishes, written to
 ``cells/<task>/<model>-seed<k>.json``. A run skips the cells already written, so a killed run
 resumes where it stopped (mid-cell from the last epoch) and a mixer registered later adds
-its cells without redoing the others. :func:`render` turns whatever cells exist into the
-markdown, JSON and PNG, saying which are complete.
+its cells without redoing the others. When every cell is done, every model's training step
+is timed once more, all models interleaved in one process (``steps.json``), so that the
+times and their ratios come from one run whatever else shared the machine while the cells
+trained. :func:`render` turns whatever cells exist into the markdown, JSON and PNG, saying
+which are complete.
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ from .metrics import ClassificationMetrics
 from .recipes import RECIPES
 from .report import _cell, plot_leaderboard, summarize, verdicts
 from .runtime import current_runtime, machine_metadata
-from .trainer import TrainConfig, checkpoint_state, train_model
+from .trainer import TrainConfig, checkpoint_state, interleaved_train_speed, train_model
 
 __all__ = ["TASKS", "Task", "leaderboard_models", "leaderboard_config", "run_leaderboard",
-           "render", "read_cells"]
+           "render", "read_cells", "read_step_times", "TIMING_ROUNDS"]
 
 BASELINE = "resnet50"
+
+#: Timed rounds of the interleaved step timing (one training step of every model a round).
+TIMING_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -150,13 +156,54 @@ def _train_cell(output: Path, task: str, spec: ModelSpec, seed: int, config: Tra
     _write_atomically(_cell_file(output, task, spec.name, seed), json.dumps(record, indent=1))
 
 
+def _steps_file(output: Path) -> Path:
+    return Path(output) / "steps.json"
+
+
+def read_step_times(output: Path) -> Optional[dict]:
+    """The interleaved step timing of the run under ``output`` (None before it ran)."""
+    path = _steps_file(output)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _time_steps(output: Path, task: str, specs: Dict[str, ModelSpec], config: TrainConfig,
+                rounds: int, limit_train: Optional[int]) -> None:
+    """Time every model's training step, interleaved (in its own process), on a fixed batch
+    of ``task``'s training images; write ``steps.json``."""
+    warnings.filterwarnings("ignore", category=UserWarning, module="paddle")
+    log = partial(print, flush=True)
+    load_before = os.getloadavg()[0]
+    train = limit(TASKS[task].load()[0], limit_train)
+    builds = {name: (partial(build, spec.architecture, train.num_classes, config),
+                     spec.input_size) for name, spec in specs.items()}
+    models = interleaved_train_speed(builds, train, config.batch_size, rounds,
+                                     ClassificationMetrics, config,
+                                     current_runtime(False, log), log)
+    _write_atomically(_steps_file(output), json.dumps({
+        "task": task, "rounds": rounds, "warmup_steps": config.warmup_steps,
+        "batch_size": config.batch_size, "models": models,
+        "load_average": [load_before, os.getloadavg()[0]], "machine": machine_metadata()},
+        indent=1))
+
+
+def _run_in_process(context, target: Callable, args: tuple, what: str) -> None:
+    """``target(*args)`` in a fresh process; a failure names ``what``."""
+    worker = context.Process(target=target, args=args)
+    worker.start()
+    worker.join()
+    if worker.exitcode != 0:
+        raise RuntimeError(f"{what} failed (exit code {worker.exitcode}); the cells "
+                           f"finished before it are kept, run again to resume")
+
+
 def run_leaderboard(output: Path, tasks: Sequence[str] = tuple(TASKS),
                     models: Optional[Sequence[str]] = None, seeds: int = 3,
                     epochs: Optional[Dict[str, int]] = None,
                     limit_train: Optional[int] = None, limit_test: Optional[int] = None,
-                    overrides: Optional[dict] = None,
+                    overrides: Optional[dict] = None, timing_rounds: int = TIMING_ROUNDS,
                     log: Callable[[str], None] = print) -> Dict[str, List[dict]]:
-    """Train every missing cell of ``tasks x models x seeds`` under ``output``.
+    """Train every missing cell of ``tasks x models x seeds`` under ``output``, then (when
+    the last timing does not cover every model) time every model's step interleaved.
 
     Args:
         output: the run folder (cells, checkpoints, VisualDL logs).
@@ -166,6 +213,7 @@ def run_leaderboard(output: Path, tasks: Sequence[str] = tuple(TASKS),
         epochs: per task, instead of the task's.
         limit_train, limit_test: random subsets (smoke runs).
         overrides: :class:`TrainConfig` fields over :data:`PROTOCOL` (smoke runs).
+        timing_rounds: rounds of the interleaved step timing (0: none).
 
     Returns: task -> every finished cell's record (this run's and earlier ones').
     """
@@ -174,6 +222,8 @@ def run_leaderboard(output: Path, tasks: Sequence[str] = tuple(TASKS),
         raise ValueError(f"tasks must be among {list(TASKS)}, got {unknown}")
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be a positive int, got {seeds!r}")
+    if not isinstance(timing_rounds, int) or timing_rounds < 0:
+        raise ValueError(f"timing_rounds must be an int >= 0, got {timing_rounds!r}")
     models = list(models or leaderboard_models())
     specs = {m: parse_model_spec(m) for m in models}
     output = Path(output)
@@ -198,19 +248,22 @@ def run_leaderboard(output: Path, tasks: Sequence[str] = tuple(TASKS),
             f"{_clock(_eta(pending[done:], seconds))}")
         # A fresh process a cell: its peak memory is the cell's own, not the largest model's
         # trained before it in the same process.
-        worker = context.Process(target=_train_cell, args=(
-            output, task, specs[model], seed, config, limit_train, limit_test))
-        worker.start()
-        worker.join()
-        if worker.exitcode != 0:
-            raise RuntimeError(f"{name} failed (exit code {worker.exitcode}); the cells "
-                               f"finished before it are kept, run again to resume")
+        _run_in_process(context, _train_cell, (output, task, specs[model], seed, config,
+                                               limit_train, limit_test), name)
         record = json.loads(_cell_file(output, task, model, seed).read_text())
         seconds.setdefault((task, model), []).append(record["cell_seconds"])
         log(f"[{done + 1}/{len(pending)}] {name}: top-1 {record['test_top1']:.2%}, "
             f"{_cell(record['train_ms_per_batch'], '{:.0f}')} ms/step, "
             f"{record['cell_seconds']:.0f} s; ETA of the rest "
             f"{_clock(_eta(pending[done + 1:], seconds))}")
+    timing = read_step_times(output)
+    config = leaderboard_config(1, 0, **(overrides or {}))
+    if timing_rounds and (timing is None or not set(models) <= set(timing["models"])
+                          or timing["batch_size"] != config.batch_size):
+        log(f"timing every model's training step, interleaved in one process "
+            f"({timing_rounds} rounds after {config.warmup_steps} untimed steps)")
+        _run_in_process(context, _time_steps, (output, tasks[0], specs, config, timing_rounds,
+                                               limit_train), "the step timing")
     return read_cells(output)
 
 
@@ -227,13 +280,25 @@ def _grid(cells: Dict[str, List[dict]], tasks: Sequence[str], models: Sequence[s
     return "\n".join(lines)
 
 
-def _task_table(records: List[dict]) -> str:
-    """Markdown: per model, top-1 mean +- std with each seed's value, time, memory, cost."""
-    by_model = {entry["model"]: entry for entry in summarize(records)}
+def _summary(records: List[dict], step_ms: Dict[str, float]) -> List[dict]:
+    """:func:`~miziha.experiments.report.summarize` of a task's cells, with each model's
+    time per step from the interleaved timing where it has one (``ms_per_batch``; the
+    median over its cells kept as ``cell_ms_per_batch``)."""
+    summary = summarize(records)
+    for entry in summary:
+        entry["cell_ms_per_batch"] = entry["ms_per_batch"]
+        entry["ms_per_batch"] = step_ms.get(entry["model"], entry["ms_per_batch"])
+    return summary
+
+
+def _task_table(records: List[dict], summary: List[dict]) -> str:
+    """Markdown: per model, top-1 mean +- std with each seed's value, time (interleaved and
+    in the cells), memory, cost."""
     costs = {r["model"]: r for r in records}
-    lines = ["| model | seeds | top-1 mean +- std | per seed | train ms/step | "
-             "peak memory MB | params (M) | GMACs |", "|---|---|---|---|---|---|---|---|"]
-    ranked = sorted(by_model.values(), key=lambda e: -(e["mean"] or 0.0))
+    lines = ["| model | seeds | top-1 mean +- std | per seed | train ms/step | ms/step in the "
+             "cells | peak memory MB | params (M) | GMACs |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    ranked = sorted(summary, key=lambda e: -(e["mean"] or 0.0))
     for entry in ranked:
         runs = ", ".join(f"{s}: {v:.2%}" for s, v in zip(entry["seeds"], entry["values"]))
         cost = costs[entry["model"]]
@@ -241,6 +306,7 @@ def _task_table(records: List[dict]) -> str:
         lines.append(
             f"| {entry['model']} | {len(entry['values'])} | {entry['mean']:.2%} +- "
             f"{spread} | {runs} | {_cell(entry['ms_per_batch'], '{:.0f}')} | "
+            f"{_cell(entry['cell_ms_per_batch'], '{:.0f}')} | "
             f"{_cell(entry['peak_memory_mb'], '{:.0f}')} | {cost['params'] / 1e6:.2f} | "
             f"{cost['macs'] / 1e9:.3f} |")
     return "\n".join(lines)
@@ -272,6 +338,25 @@ def _tile_card() -> str:
     return "\n".join(lines)
 
 
+def _timing_text(timing: Optional[dict], config: dict) -> str:
+    """Markdown: how the times per step were measured."""
+    cells = (f"the median over a cell's own training steps (forward, backward and update "
+             f"of a batch of {config['batch_size']}, after {config['warmup_steps']} untimed "
+             f"steps), median over the model's cells")
+    if not timing:
+        return (f"Train ms/step is {cells}; the interleaved timing has not run yet (it "
+                f"runs when every cell is done), so other jobs may weigh on some cells more "
+                f"than on others.")
+    return (f"Train ms/step (also the time ratios and the figure's x axis): every model's "
+            f"training step (forward, backward and the protocol's update of one fixed batch "
+            f"of {timing['batch_size']} {timing['task']} images) timed in one process, "
+            f"interleaved, after the cells: median of {timing['rounds']} rounds after "
+            f"{timing['warmup_steps']} untimed steps (`steps.json` of the run, in the "
+            f"results JSON as `step_timing`), so a change in the machine's speed hits every "
+            f"model alike. Ms/step in the cells is {cells}: it varies with what else ran "
+            f"during each cell.")
+
+
 def _sharing(loads: List[float], machine: dict) -> str:
     """Markdown: whether other jobs shared the machine, from the cells' load averages."""
     if not loads:
@@ -279,9 +364,8 @@ def _sharing(loads: List[float], machine: dict) -> str:
     spread = f"{min(loads):.1f} to {max(loads):.1f} on {machine['cpu_count']} cores"
     if max(loads) > machine["cpu_count"]:
         return (f"Other jobs shared the machine during the run (1-minute load average at "
-                f"the cells' starts and ends {spread}): the times per step and the ratios "
-                f"between them are indicative, not benchmarks; "
-                f"benchmarks/results/networks.json has step timings of an idle machine.")
+                f"the cells' starts and ends {spread}): the times per step in the cells "
+                f"are indicative only.")
     return f"The machine was otherwise idle (1-minute load average {spread})."
 
 
@@ -305,6 +389,9 @@ def render(output: Path, markdown: Path, results: Path, figure: Path,
     machine = machines[-1] if machines else machine_metadata()
     loads = [load for records in cells.values() for r in records for load in r["load_average"]]
     config = next((r["protocol"] for records in cells.values() for r in records), None)
+    timing = read_step_times(output)
+    step_ms = {m: r["train_ms_per_batch"] for m, r in timing["models"].items()} \
+        if timing else {}
     text = [
         "# Leaderboard: which mixer pays",
         "",
@@ -331,11 +418,9 @@ def render(output: Path, markdown: Path, results: Path, figure: Path,
             f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in config.items()
             if k not in ("epochs", "warmup_epochs")) + "; epochs " + ", ".join(
             f"{t} {TASKS[t].epochs}" for t in tasks) + "; warm-up a third of the epochs. "
-            f"Time per step is the median over a cell's training steps (forward, backward "
-            f"and update of a batch of {config['batch_size']}, after "
-            f"{config['warmup_steps']} untimed steps); peak memory is the growth of the "
-            f"peak resident size of the cell's own process during training (the cell runs "
-            f"in a fresh process)."]
+            + _timing_text(timing, config) + " Peak memory is the growth of the peak "
+            "resident size of the cell's own process during training (the cell runs in a "
+            "fresh process)."]
     summaries = {}
     for task in tasks:
         records = seeds_ordered[task]
@@ -343,9 +428,10 @@ def render(output: Path, markdown: Path, results: Path, figure: Path,
         if not records:
             text.append("No cell of this task has finished yet.")
             continue
-        text.append(_task_table(records))
-        lines = verdicts(summarize(records))
-        summaries[task] = {"summary": summarize(records), "verdicts": lines}
+        summary = _summary(records, step_ms)
+        text.append(_task_table(records, summary))
+        lines = verdicts(summary)
+        summaries[task] = {"summary": summary, "verdicts": lines}
         if lines:
             text += ["", "Verdicts against ResNet50 (difference of top-1 in points, mean +- "
                          "std over the seeds paired by seed; time and memory ratios):", ""]
@@ -358,6 +444,10 @@ def render(output: Path, markdown: Path, results: Path, figure: Path,
         f"compute thread(s) (OMP_NUM_THREADS), Paddle {machine['paddle']} on "
         f"{machine['device']}, Python {machine['python']}. " + _sharing(loads, machine),
     ]
+    if timing:
+        text[-1] += (" During the interleaved timing the 1-minute load average was "
+                     + " and ".join(f"{load:.1f}" for load in timing["load_average"])
+                     + " (start and end).")
     markdown_text = "\n".join(text) + "\n"
     _write_atomically(Path(markdown), markdown_text)
     _write_atomically(Path(results), json.dumps({
@@ -367,6 +457,6 @@ def render(output: Path, markdown: Path, results: Path, figure: Path,
         "load_average_range": [min(loads), max(loads)] if loads else None,
         "cells_done": {t: {m: sorted(r["seed"] for r in cells.get(t, []) if r["model"] == m)
                            for m in models} for t in tasks},
-        "results": summaries, "cells": seeds_ordered}, indent=1))
-    plot_leaderboard(Path(figure), {t: seeds_ordered[t] for t in tasks})
+        "step_timing": timing, "results": summaries, "cells": seeds_ordered}, indent=1))
+    plot_leaderboard(Path(figure), {t: seeds_ordered[t] for t in tasks}, step_ms=step_ms)
     return markdown_text

@@ -6,7 +6,7 @@ import json
 import re
 import statistics
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from .runtime import Runtime, machine_metadata
 
@@ -198,10 +198,12 @@ def plot_comparison(path: Path, records: Sequence[dict], speed_records: Sequence
 
 
 def plot_leaderboard(path: Path, records_by_task: Dict[str, Sequence[dict]],
-                     task: str = "classification") -> None:
+                     task: str = "classification",
+                     step_ms: Optional[Mapping[str, float]] = None) -> None:
     """PNG with one panel per task: each model's primary metric (mean over seeds, error bar
-    one standard deviation) against its training time per step (median over the seeds,
-    error bar their range), labelled with the model."""
+    one standard deviation) against its training time per step, labelled with the model:
+    ``step_ms[model]`` where given (one interleaved timing), else the median over the
+    seeds' cells with their range as error bar."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -214,15 +216,20 @@ def plot_leaderboard(path: Path, records_by_task: Dict[str, Sequence[dict]],
         for index, entry in enumerate(summarize(records, task)):
             if entry["mean"] is None or entry["ms_per_batch"] is None:
                 continue
-            times = [r["train_ms_per_batch"] for r in records
-                     if _model(r) == entry["model"] and r["train_ms_per_batch"]]
-            spread = [[entry["ms_per_batch"] - min(times)], [max(times) - entry["ms_per_batch"]]]
-            axis.errorbar(entry["ms_per_batch"], 100 * entry["mean"], yerr=100 * entry["std"],
+            if entry["model"] in (step_ms or {}):
+                x, spread = step_ms[entry["model"]], None
+            else:
+                times = [r["train_ms_per_batch"] for r in records
+                         if _model(r) == entry["model"] and r["train_ms_per_batch"]]
+                x = entry["ms_per_batch"]
+                spread = [[x - min(times)], [max(times) - x]]
+            axis.errorbar(x, 100 * entry["mean"], yerr=100 * entry["std"],
                           xerr=spread, fmt="o", color=f"C{index % 10}", capsize=3,
                           label=f"{entry['model']} ({len(entry['values'])} seed"
                                 f"{'s' if len(entry['values']) > 1 else ''})")
         axis.set_title(name)
-        axis.set_xlabel("train ms per step (median over seeds; bar: range)")
+        axis.set_xlabel("train ms per step (interleaved timing: median of its rounds)"
+                        if step_ms else "train ms per step (median over seeds; bar: range)")
         axis.set_ylabel(f"test {label}, % (mean; bar: std over seeds)")
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:

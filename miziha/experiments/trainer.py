@@ -22,7 +22,8 @@ from .data import ArrayDataset, augment, to_input
 from .runtime import Progress, Runtime
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "LOSSES", "learning_rate", "train_model",
-           "measure_train_speed", "train_step", "checkpoint_state", "load_trained"]
+           "measure_train_speed", "interleaved_train_speed", "train_step", "checkpoint_state",
+           "load_trained"]
 
 OPTIMIZERS = ("momentum", "adamw")
 SCHEDULES = ("constant", "cosine", "poly")
@@ -374,35 +375,89 @@ def _train_model(name, build, train_data, test_data, metrics_type, config, runti
         "peak_memory_mb": runtime.peak_memory_mb(), **costs}
 
 
+def _fixed_batch_step(build: Callable[[], nn.Layer], data: ArrayDataset, input_size: int,
+                      batch_size: int, metrics_type, config: TrainConfig,
+                      runtime: Runtime) -> Tuple[Callable[[], float], dict]:
+    """``build()`` (seeded by ``config.seed``) with the protocol's optimizer and loss on one
+    fixed batch of ``data``: a function running one training step, and the model's costs."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    paddle.seed(config.seed)
+    model = build()
+    costs = _model_costs(model, data, input_size)
+    optimizer, scaler = _optimizer(model, config), _scaler(runtime)
+    loss = _training_loss(metrics_type, config)
+    index = np.arange(batch_size) % len(data)
+    x, y = to_input(data.images[index], input_size), paddle.to_tensor(data.labels[index])
+    return lambda: train_step(model, x, y, loss, optimizer, scaler, runtime), costs
+
+
+def _timed(step: Callable[[], float], runtime: Runtime) -> float:
+    """Milliseconds of one call of ``step``."""
+    runtime.synchronize()
+    tick = time.perf_counter()
+    step()
+    return (time.perf_counter() - tick) * 1000
+
+
 def measure_train_speed(name: str, build: Callable[[], nn.Layer], data: ArrayDataset,
                         input_size: int, batch_size: int, steps: int, metrics_type,
                         config: TrainConfig, runtime: Runtime,
                         log: Callable[[str], None] = print) -> dict:
     """Time ``steps`` training steps (after ``config.warmup_steps`` untimed ones) on one
     fixed batch: speed only, no accuracy. Returns the median ms per batch and images/s."""
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
-    paddle.seed(config.seed)
-    model = build()
-    costs = _model_costs(model, data, input_size)
-    optimizer = _optimizer(model, config)
-    scaler = _scaler(runtime)
-    index = np.arange(batch_size) % len(data)
-    x, y = to_input(data.images[index], input_size), paddle.to_tensor(data.labels[index])
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    step, costs = _fixed_batch_step(build, data, input_size, batch_size, metrics_type, config,
+                                    runtime)
     progress = Progress(f"{name} speed", config.warmup_steps + steps, runtime.is_main)
     runtime.reset_peak_memory()
     times = []
-    for step in range(config.warmup_steps + steps):
-        runtime.synchronize()
-        tick = time.perf_counter()
-        train_step(model, x, y, _training_loss(metrics_type, config), optimizer, scaler,
-                   runtime)
-        if step >= config.warmup_steps:
-            times.append((time.perf_counter() - tick) * 1000)
-        progress.update(step + 1, ms_per_batch=(time.perf_counter() - tick) * 1000)
+    for index in range(config.warmup_steps + steps):
+        elapsed = _timed(step, runtime)
+        if index >= config.warmup_steps:
+            times.append(elapsed)
+        progress.update(index + 1, ms_per_batch=elapsed)
     median = statistics.median(times)
     log(f"{name}: {median:.0f} ms per batch of {batch_size} (speed only, {steps} steps)")
     return {"name": name, "input_size": input_size, "batch_size": batch_size,
             "train_ms_per_batch": median, "timed_steps": steps,
             "images_per_second": batch_size * 1000 / median,
             "peak_memory_mb": runtime.peak_memory_mb(), **costs}
+
+
+def interleaved_train_speed(builds: Dict[str, Tuple[Callable[[], nn.Layer], int]],
+                            data: ArrayDataset, batch_size: int, rounds: int, metrics_type,
+                            config: TrainConfig, runtime: Runtime,
+                            log: Callable[[str], None] = print) -> Dict[str, dict]:
+    """Every model's training step timed in one process, round-robin: ``config.warmup_steps``
+    untimed steps each, then ``rounds`` rounds of one step per model, so a change in the
+    machine's speed (other jobs, clock) hits every model alike and their ratios hold.
+
+    Args:
+        builds: name -> (builder, input size).
+        data, batch_size: the fixed batch (the first ``batch_size`` images, cycled).
+        rounds: timed steps per model.
+
+    Returns: name -> median ms per batch, every timing, and the model's costs.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    steps, costs = {}, {}
+    for name, (build, input_size) in builds.items():
+        steps[name], costs[name] = _fixed_batch_step(build, data, input_size, batch_size,
+                                                     metrics_type, config, runtime)
+    for _ in range(config.warmup_steps):
+        for step in steps.values():
+            step()
+    times: Dict[str, List[float]] = {name: [] for name in steps}
+    progress = Progress("interleaved steps", rounds, runtime.is_main)
+    for index in range(rounds):
+        for name, step in steps.items():
+            times[name].append(_timed(step, runtime))
+        progress.update(index + 1)
+    result = {name: {"train_ms_per_batch": statistics.median(values), "times_ms": values,
+                     "batch_size": batch_size, **costs[name]} for name, values in times.items()}
+    log("interleaved steps: " + ", ".join(f"{name} {r['train_ms_per_batch']:.0f} ms"
+                                          for name, r in result.items()))
+    return result
