@@ -398,8 +398,8 @@ def render(output: Path, markdown: Path, results: Path, figure: Path,
         f"ResNet50 and every `<mixer>_resnet50` of `miziha.MIXERS` (the mixer replaces the "
         f"bottleneck's 3x3 convolution; same stem, stages, widths, head), at 32x32 inputs, "
         f"trained from scratch under one protocol, {seeds} seeds each, on {len(tasks)} "
-        f"tasks. Made by `{command}` (`examples/leaderboard.py`); the numbers below are from "
-        f"the cells finished so far.",
+        f"tasks. Made by `{command}` (`examples/leaderboard.py`)" +
+        ("." if complete else "; the numbers below are from the cells finished so far."),
         "",
         "**Status: " + ("complete.**" if complete else
                         "incomplete: the run did not finish every cell; the grid says which "

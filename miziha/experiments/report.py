@@ -210,7 +210,7 @@ def plot_leaderboard(path: Path, records_by_task: Dict[str, Sequence[dict]],
 
     key, label = _PRIMARY[task]
     panels = list(records_by_task.items())
-    figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 4.8),
+    figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 5.6),
                                 squeeze=False)
     for axis, (name, records) in zip(axes[0], panels):
         for index, entry in enumerate(summarize(records, task)):
@@ -232,8 +232,8 @@ def plot_leaderboard(path: Path, records_by_task: Dict[str, Sequence[dict]],
                         if step_ms else "train ms per step (median over seeds; bar: range)")
         axis.set_ylabel(f"test {label}, % (mean; bar: std over seeds)")
         axis.grid(alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend(fontsize=7)
+        if axis.get_legend_handles_labels()[0]:  # below the panel: it hides no error bar
+            axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
         else:
             axis.text(0.5, 0.5, "no finished cell yet", ha="center", transform=axis.transAxes)
     figure.tight_layout()
