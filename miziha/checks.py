@@ -17,7 +17,8 @@ __all__ = ["ATTENTION_MODES", "dtype_name", "heads", "branch_heads", "attention_
 ATTENTION_MODES = ("auto", "math", "sdpa")
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An integer (Python's or NumPy's), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -39,7 +40,7 @@ def mlp_width(channels: int, mlp_ratio) -> int:
 
 def positive_int(name: str, value) -> int:
     """``value`` as an int >= 1."""
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be a positive int, got {value}")
@@ -48,7 +49,7 @@ def positive_int(name: str, value) -> int:
 
 def class_count(value) -> int:
     """``num_classes`` as an int >= 0 (0: no classifier, as timm)."""
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"num_classes must be an int, got {type(value).__name__} {value!r}")
     if value < 0:
         raise ValueError(f"num_classes must be 0 (no classifier) or more, got {value}")
@@ -57,7 +58,7 @@ def class_count(value) -> int:
 
 def int_pair(name: str, value: Union[int, Sequence[int]]) -> Tuple[int, int]:
     """``value`` (an int, or a pair of ints) as a pair of positive ints."""
-    if _is_int(value):
+    if is_int(value):
         value = (value, value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")

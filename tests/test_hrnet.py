@@ -25,6 +25,7 @@ import zlib
 import numpy as np
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 import pytest
 
 import miziha
@@ -115,6 +116,25 @@ def test_network_contract_keys_and_features():
     # W)): test_segmentation_features_are_the_branches_and_the_head_upsamples.
     check_features(HRNet(num_classes=3, config=TINY), paddle.randn([2, 3, 45, 61]))
     check_classifier(lambda **kw: HRNet(config=TINY, **kw), paddle.randn([2, 3, 32, 32]))
+
+
+def test_segmentation_reset_classifier_replaces_the_last_conv():
+    model = HRNet(num_classes=3, config=TINY, head="segmentation")
+    model.eval()
+    x = paddle.randn([1, 3, 32, 48])
+    maps = model.forward_head(model.forward_features(x), pre_logits=True)
+    model.reset_classifier(5)
+    conv = model.get_classifier()
+    assert conv is model.last_layer[3] and conv.weight.shape == [5, model.num_features, 1, 1]
+    assert not conv.training and model.num_classes == 5
+    np.testing.assert_allclose(model(x).numpy(), F.interpolate(
+        conv(maps), size=[32, 48], mode="bilinear", align_corners=False).numpy(),
+        rtol=1e-5, atol=1e-5)
+    assert sorted(n for n in model.state_dict() if n.startswith("last_layer.3.")) == [
+        "last_layer.3.bias", "last_layer.3.weight"]
+    with pytest.raises(ValueError, match="the segmentation head needs num_classes >= 1, got 0"):
+        model.reset_classifier(0)
+    assert model.num_classes == 5
 
 
 @pytest.mark.parametrize("head", ["classification", "segmentation"])

@@ -98,8 +98,22 @@ def test_tiny_run_resumes_adds_a_model_and_renders(tmp_path):
     assert example.main(argv + ["--seeds", "1"]) == 0
     text = (docs / "lb.md").read_text()
     assert "**Status: complete.**" in text
-    swin_ms = timing["models"]["swin_resnet50@32"]["train_ms_per_batch"]
+    swin_ms, resnet_ms = (timing["models"][m]["train_ms_per_batch"]
+                          for m in ("swin_resnet50@32", "resnet50@32"))
     assert f"| {swin_ms:.0f} |" in text and "timed in one process, interleaved" in text
+    ratio = swin_ms / resnet_ms
+    assert f"; {ratio:.1f}x the time per batch" in text  # the verdict's ratio is the timing's
+    assert json.loads((docs / "lb.json").read_text())["step_timing_used"] is True
+    partial = dict(timing, models={"resnet50@32": timing["models"]["resnet50@32"]})
+    (run / "steps.json").write_text(json.dumps(partial))
+    assert example.main(argv + ["--seeds", "1"]) == 0  # a timing without swin: not used
+    text = (docs / "lb.md").read_text()
+    assert "does not cover every model here" in text and f"| {swin_ms:.0f} |" not in text
+    cell_ratio = (json.loads((run / "cells" / "tiles" / "swin_resnet50@32-seed0.json")
+                             .read_text())["train_ms_per_batch"] / record["train_ms_per_batch"])
+    assert f"; {cell_ratio:.1f}x the time per batch" in text
+    assert json.loads((docs / "lb.json").read_text())["step_timing_used"] is False
+    (run / "steps.json").write_text(json.dumps(timing))
     assert "swin_resnet50@32 - resnet50@32:" in text and "1 seed" in text
     assert "compute thread" in text and "load average" in text
     assert (docs / "lb.png").stat().st_size > 1000
@@ -112,5 +126,6 @@ def test_tiny_run_resumes_adds_a_model_and_renders(tmp_path):
     assert results["cells_done"]["tiles"] == {"resnet50@32": [0], "swin_resnet50@32": [0]}
     with pytest.raises(ValueError, match="tasks must be among"):
         leaderboard.run_leaderboard(run, tasks=["nope"])
-    with pytest.raises(ValueError, match="timing_rounds must be an int >= 0, got -1"):
-        leaderboard.run_leaderboard(run, timing_rounds=-1)
+    for bad in (-1, True):
+        with pytest.raises(ValueError, match=f"timing_rounds must be an int >= 0, got {bad}"):
+            leaderboard.run_leaderboard(run, timing_rounds=bad)

@@ -227,8 +227,10 @@ def test_an_int_of_indices_is_the_last_stages_as_in_timm():
     assert len(last) == 1
     np.testing.assert_allclose(last[0].numpy(), model.forward_intermediates(x, [3])[0].numpy(),
                                rtol=1e-6, atol=1e-6)
-    for bad, error, message in [(0, ValueError, "asks for the last 0 stages; there are 4"),
-                                (5, ValueError, "asks for the last 5 stages; there are 4"),
+    assert miziha.create_model("resnet50", features_only=True,
+                               out_indices=np.int64(1)).out_indices == [3]
+    for bad, error, message in [(0, ValueError, r"the last n stages, n in 1..4, got 0"),
+                                (5, ValueError, r"the last n stages, n in 1..4, got 5"),
                                 (True, TypeError, "an int or a sequence of ints, got True"),
                                 ("12", TypeError, "an int or a sequence of ints, got '12'"),
                                 (1.0, TypeError, "an int or a sequence of ints, got 1.0")]:
@@ -247,5 +249,6 @@ def test_timm_option_names_stand_for_mizihas():
     with pytest.raises(TypeError, match="got both 'in_chans' \\(timm's name\\) and "
                                         "'in_channels'; give one"):
         miziha.create_model("resnet50", in_chans=1, in_channels=3)
-    with pytest.raises(TypeError, match="hrnet_w18 got unknown option\\(s\\) 'dropout'"):
+    with pytest.raises(TypeError, match="hrnet_w18 got unknown option\\(s\\) 'drop_rate' "
+                                        "\\(timm's name of 'dropout'\\)"):
         miziha.create_model("hrnet_w18", drop_rate=0.1)

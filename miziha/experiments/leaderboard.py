@@ -222,7 +222,8 @@ def run_leaderboard(output: Path, tasks: Sequence[str] = tuple(TASKS),
         raise ValueError(f"tasks must be among {list(TASKS)}, got {unknown}")
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be a positive int, got {seeds!r}")
-    if not isinstance(timing_rounds, int) or timing_rounds < 0:
+    if isinstance(timing_rounds, bool) or not isinstance(timing_rounds, int) or \
+            timing_rounds < 0:
         raise ValueError(f"timing_rounds must be an int >= 0, got {timing_rounds!r}")
     models = list(models or leaderboard_models())
     specs = {m: parse_model_spec(m) for m in models}
@@ -258,8 +259,10 @@ def run_leaderboard(output: Path, tasks: Sequence[str] = tuple(TASKS),
             f"{_clock(_eta(pending[done + 1:], seconds))}")
     timing = read_step_times(output)
     config = leaderboard_config(1, 0, **(overrides or {}))
+    wanted = {"task": tasks[0], "batch_size": config.batch_size,
+              "warmup_steps": config.warmup_steps}
     if timing_rounds and (timing is None or not set(models) <= set(timing["models"])
-                          or timing["batch_size"] != config.batch_size):
+                          or any(timing[k] != v for k, v in wanted.items())):
         log(f"timing every model's training step, interleaved in one process "
             f"({timing_rounds} rounds after {config.warmup_steps} untimed steps)")
         _run_in_process(context, _time_steps, (output, tasks[0], specs, config, timing_rounds,
@@ -280,14 +283,16 @@ def _grid(cells: Dict[str, List[dict]], tasks: Sequence[str], models: Sequence[s
     return "\n".join(lines)
 
 
-def _summary(records: List[dict], step_ms: Dict[str, float]) -> List[dict]:
-    """:func:`~miziha.experiments.report.summarize` of a task's cells, with each model's
-    time per step from the interleaved timing where it has one (``ms_per_batch``; the
-    median over its cells kept as ``cell_ms_per_batch``)."""
+def _summary(records: List[dict], step_ms: Optional[Dict[str, float]]) -> List[dict]:
+    """:func:`~miziha.experiments.report.summarize` of a task's cells; with ``step_ms``
+    (the interleaved timing, covering every model) each model's time per step is that
+    timing's (``ms_per_batch``, no range), the median over its cells kept as
+    ``cell_ms_per_batch``."""
     summary = summarize(records)
     for entry in summary:
         entry["cell_ms_per_batch"] = entry["ms_per_batch"]
-        entry["ms_per_batch"] = step_ms.get(entry["model"], entry["ms_per_batch"])
+        if step_ms is not None:
+            entry["ms_per_batch"], entry["ms_range"] = step_ms[entry["model"]], None
     return summary
 
 
@@ -338,15 +343,17 @@ def _tile_card() -> str:
     return "\n".join(lines)
 
 
-def _timing_text(timing: Optional[dict], config: dict) -> str:
-    """Markdown: how the times per step were measured."""
+def _timing_text(timing: Optional[dict], covered: bool, config: dict) -> str:
+    """Markdown: how the times per step were measured (``covered``: the timing covers
+    every model of the leaderboard, so its times are the ones shown)."""
     cells = (f"the median over a cell's own training steps (forward, backward and update "
              f"of a batch of {config['batch_size']}, after {config['warmup_steps']} untimed "
              f"steps), median over the model's cells")
-    if not timing:
-        return (f"Train ms/step is {cells}; the interleaved timing has not run yet (it "
-                f"runs when every cell is done), so other jobs may weigh on some cells more "
-                f"than on others.")
+    if not timing or not covered:
+        why = ("has not run yet (it runs when the run's cells are done)" if not timing else
+               "does not cover every model here (run again to time them all)")
+        return (f"Train ms/step is {cells}; the interleaved timing {why}, so other jobs may "
+                f"weigh on some cells more than on others.")
     return (f"Train ms/step (also the time ratios and the figure's x axis): every model's "
             f"training step (forward, backward and the protocol's update of one fixed batch "
             f"of {timing['batch_size']} {timing['task']} images) timed in one process, "
@@ -390,8 +397,10 @@ def render(output: Path, markdown: Path, results: Path, figure: Path,
     loads = [load for records in cells.values() for r in records for load in r["load_average"]]
     config = next((r["protocol"] for records in cells.values() for r in records), None)
     timing = read_step_times(output)
+    shown = {r["model"] for task in tasks for r in seeds_ordered[task]}
+    covered = timing is not None and shown <= set(timing["models"])
     step_ms = {m: r["train_ms_per_batch"] for m, r in timing["models"].items()} \
-        if timing else {}
+        if covered else None
     text = [
         "# Leaderboard: which mixer pays",
         "",
@@ -418,7 +427,7 @@ def render(output: Path, markdown: Path, results: Path, figure: Path,
             f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in config.items()
             if k not in ("epochs", "warmup_epochs")) + "; epochs " + ", ".join(
             f"{t} {TASKS[t].epochs}" for t in tasks) + "; warm-up a third of the epochs. "
-            + _timing_text(timing, config) + " Peak memory is the growth of the peak "
+            + _timing_text(timing, covered, config) + " Peak memory is the growth of the peak "
             "resident size of the cell's own process during training (the cell runs in a "
             "fresh process)."]
     summaries = {}
@@ -444,7 +453,7 @@ def render(output: Path, markdown: Path, results: Path, figure: Path,
         f"compute thread(s) (OMP_NUM_THREADS), Paddle {machine['paddle']} on "
         f"{machine['device']}, Python {machine['python']}. " + _sharing(loads, machine),
     ]
-    if timing:
+    if covered:
         text[-1] += (" During the interleaved timing the 1-minute load average was "
                      + " and ".join(f"{load:.1f}" for load in timing["load_average"])
                      + " (start and end).")
@@ -457,6 +466,10 @@ def render(output: Path, markdown: Path, results: Path, figure: Path,
         "load_average_range": [min(loads), max(loads)] if loads else None,
         "cells_done": {t: {m: sorted(r["seed"] for r in cells.get(t, []) if r["model"] == m)
                            for m in models} for t in tasks},
-        "step_timing": timing, "results": summaries, "cells": seeds_ordered}, indent=1))
-    plot_leaderboard(Path(figure), {t: seeds_ordered[t] for t in tasks}, step_ms=step_ms)
+        "step_timing": timing, "step_timing_used": covered, "results": summaries,
+        "cells": seeds_ordered}, indent=1))
+    plot_leaderboard(Path(figure), {t: summaries[t]["summary"] if t in summaries else []
+                                    for t in tasks},
+                     "interleaved timing: median of its rounds" if covered else
+                     "median over the seeds' cells; bar: their range")
     return markdown_text

@@ -6,7 +6,7 @@ import json
 import re
 import statistics
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from .runtime import Runtime, machine_metadata
 
@@ -78,8 +78,8 @@ def _spread(values: List[float]) -> float:
 
 def summarize(records: Sequence[dict], task: str = "classification") -> List[dict]:
     """One entry per model over its seeds: mean and standard deviation (n - 1) of the
-    primary metric, median ms per batch, largest peak memory, and the runs' metric values
-    in seed order."""
+    primary metric, median ms per batch (and the runs' range of it), largest peak memory,
+    and the runs' metric values in seed order."""
     key, _ = _PRIMARY[task]
     by_model: Dict[str, List[dict]] = {}
     for record in records:
@@ -94,6 +94,7 @@ def summarize(records: Sequence[dict], task: str = "classification") -> List[dic
                         "mean": statistics.mean(values) if values else None,
                         "std": _spread(values) if values else None,
                         "ms_per_batch": statistics.median(times) if times else None,
+                        "ms_range": [min(times), max(times)] if times else None,
                         "peak_memory_mb": max(memory) if memory else None})
     return summary
 
@@ -197,39 +198,32 @@ def plot_comparison(path: Path, records: Sequence[dict], speed_records: Sequence
     plt.close(figure)
 
 
-def plot_leaderboard(path: Path, records_by_task: Dict[str, Sequence[dict]],
-                     task: str = "classification",
-                     step_ms: Optional[Mapping[str, float]] = None) -> None:
+def plot_leaderboard(path: Path, summaries: Dict[str, Sequence[dict]], time_label: str,
+                     task: str = "classification") -> None:
     """PNG with one panel per task: each model's primary metric (mean over seeds, error bar
-    one standard deviation) against its training time per step, labelled with the model:
-    ``step_ms[model]`` where given (one interleaved timing), else the median over the
-    seeds' cells with their range as error bar."""
+    one standard deviation) against its ``ms_per_batch`` (error bar ``ms_range`` where the
+    entry has one), labelled with the model. ``summaries``: task -> :func:`summarize`'s
+    entries; ``time_label`` says what the times are."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     key, label = _PRIMARY[task]
-    panels = list(records_by_task.items())
+    panels = list(summaries.items())
     figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 5.6),
                                 squeeze=False)
-    for axis, (name, records) in zip(axes[0], panels):
-        for index, entry in enumerate(summarize(records, task)):
+    for axis, (name, summary) in zip(axes[0], panels):
+        for index, entry in enumerate(summary):
             if entry["mean"] is None or entry["ms_per_batch"] is None:
                 continue
-            if entry["model"] in (step_ms or {}):
-                x, spread = step_ms[entry["model"]], None
-            else:
-                times = [r["train_ms_per_batch"] for r in records
-                         if _model(r) == entry["model"] and r["train_ms_per_batch"]]
-                x = entry["ms_per_batch"]
-                spread = [[x - min(times)], [max(times) - x]]
+            x, low_high = entry["ms_per_batch"], entry.get("ms_range")
+            spread = [[x - low_high[0]], [low_high[1] - x]] if low_high else None
             axis.errorbar(x, 100 * entry["mean"], yerr=100 * entry["std"],
                           xerr=spread, fmt="o", color=f"C{index % 10}", capsize=3,
                           label=f"{entry['model']} ({len(entry['values'])} seed"
                                 f"{'s' if len(entry['values']) > 1 else ''})")
         axis.set_title(name)
-        axis.set_xlabel("train ms per step (interleaved timing: median of its rounds)"
-                        if step_ms else "train ms per step (median over seeds; bar: range)")
+        axis.set_xlabel(f"train ms per step ({time_label})")
         axis.set_ylabel(f"test {label}, % (mean; bar: std over seeds)")
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:  # below the panel: it hides no error bar

@@ -47,6 +47,20 @@ def classifier(in_features: int, num_classes: int) -> nn.Layer:
     return linear(in_features, num_classes) if num_classes else nn.Identity()
 
 
+def fitted_head(model: nn.Layer, head: nn.Layer, global_pool: Optional[str] = None) -> nn.Layer:
+    """A fresh classifier ``head`` for ``model``'s :meth:`reset_classifier`: in the dtype of
+    the model's parameters and in its training mode. ``global_pool`` is timm's argument:
+    miziha's networks pool by average, so only None and ``"avg"`` are accepted."""
+    if global_pool not in (None, "avg"):
+        raise ValueError(f"global_pool: {type(model).__name__} pools by average only (None or "
+                         f"'avg'), got {global_pool!r}")
+    dtype = next(iter(model.parameters())).dtype
+    if any(p.dtype != dtype for p in head.parameters()):
+        head.to(dtype=dtype)
+    head.train(model.training)
+    return head
+
+
 def check_image(x: paddle.Tensor, channels: int, model: str) -> None:
     """A clear error for input that is not ``[B, channels, H, W]``."""
     checks.tensor(model, x)
@@ -131,11 +145,12 @@ class StagedTransformer(FrozenStages, nn.Layer):
         """The classifier layer (``head``; an identity when ``num_classes`` is 0)."""
         return self.head
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         """A new ``head`` for ``num_classes`` (0: none; forward then gives the pooled
-        features ``[B, num_features]``), freshly initialised."""
-        self.num_classes = checks.class_count(num_classes)
-        self.head = classifier(self.num_features, self.num_classes)
+        features ``[B, num_features]``), freshly initialised (see :func:`fitted_head`)."""
+        num_classes = checks.class_count(num_classes)
+        self.head = fitted_head(self, classifier(self.num_features, num_classes), global_pool)
+        self.num_classes = num_classes
 
     def build_stages(self, embed_dim: int, depths: Sequence[int], droppath: float,
                      stride: int, make_stage: Callable[..., TokenMixer]) -> None:

@@ -10,6 +10,8 @@ from typing import List, Sequence, Union
 import paddle
 import paddle.nn as nn
 
+from .. import checks
+
 __all__ = ["feature_entry", "stage_indices", "FeatureExtractor"]
 
 
@@ -29,13 +31,13 @@ def stage_indices(indices: Indices, count: int) -> List[int]:
     numbers below ``count``."""
     if indices is None:
         return list(range(count))
-    if isinstance(indices, int) and not isinstance(indices, bool):
+    if checks.is_int(indices):
         if not 1 <= indices <= count:
-            raise ValueError(f"indices={indices} asks for the last {indices} stages; there "
-                             f"are {count}")
-        return list(range(count - indices, count))
+            raise ValueError(f"an int of indices is the last n stages, n in 1..{count}, got "
+                             f"{indices}")
+        return list(range(count - int(indices), count))
     if isinstance(indices, str) or not isinstance(indices, SequenceType) or not all(
-            isinstance(i, int) and not isinstance(i, bool) for i in indices):
+            checks.is_int(i) for i in indices):
         raise TypeError(f"indices must be an int or a sequence of ints, got {indices!r}")
     if not indices:
         raise ValueError("indices must name at least one stage")
@@ -43,7 +45,7 @@ def stage_indices(indices: Indices, count: int) -> List[int]:
     for i in indices:
         if not -count <= i < count:
             raise ValueError(f"stage index {i} out of range for {count} stages")
-        resolved.append(i % count)
+        resolved.append(int(i) % count)
     return sorted(set(resolved))
 
 

@@ -24,7 +24,8 @@ import paddle.nn.functional as F
 from .. import checks
 from ..mixers.registry import MIXERS, mixer_class
 from ..layers.shapes import Size, spatial_size
-from .common import ConvBN, FrozenStages, check_image, classifier, frozen_stage_count
+from .common import (ConvBN, FrozenStages, check_image, classifier, fitted_head,
+                     frozen_stage_count)
 from .features import Indices, feature_entry, stage_indices
 from .registry import TASKS, register_model
 
@@ -313,8 +314,6 @@ class HRNet(FrozenStages, nn.Layer):
         frozen_count = frozen_stage_count(frozen_stages, self.num_stages)
         if head not in TASKS:
             raise ValueError(f"head must be one of {TASKS}, got {head!r}")
-        if head == "segmentation" and not self.num_classes:
-            raise ValueError("the segmentation head needs num_classes >= 1, got 0")
         if mixer is None and mixer_options:
             raise ValueError(f"mixer options need a mixer (mixer=None builds 3x3 convs), got "
                              f"{sorted(mixer_options)}")
@@ -350,18 +349,19 @@ class HRNet(FrozenStages, nn.Layer):
             self.downsamp_modules = nn.LayerList([_conv_bn_relu(c_in, c_out, 3, 2)
                                                   for c_in, c_out in zip(widths, widths[1:])])
             self.final_layer = _conv_bn_relu(widths[-1], NUM_FEATURES, 1)
-            self.classifier = classifier(NUM_FEATURES, self.num_classes)
+            self.num_features = NUM_FEATURES
             #: timm's ``feature_location="incre"`` maps (without its stride-2 stem map).
             self.feature_info = [feature_entry(w, 4 * 2 ** i, f"incre_modules.{i}")
                                  for i, w in enumerate(widths)]
         else:
             total = sum(channels)
-            self.last_layer = nn.Sequential(
-                nn.Conv2D(total, total, 1), nn.BatchNorm2D(total), nn.ReLU(),
-                nn.Conv2D(total, self.num_classes, 1))
+            self.last_layer = nn.Sequential(nn.Conv2D(total, total, 1), nn.BatchNorm2D(total),
+                                            nn.ReLU())  # reset_classifier adds its conv
+            self.num_features = total
             #: The branches of ``stage4`` (its output list, in order).
             self.feature_info = [feature_entry(c, 4 * 2 ** i, "stage4")
                                  for i, c in enumerate(channels)]
+        self.reset_classifier(self.num_classes)
         if frozen_stages >= 0:
             groups = [[self.layer1]] + [list(pair) for pair in zip(transitions, stages)]
             self.freeze([self.conv1, self.bn1, self.conv2, self.bn2] +
@@ -372,16 +372,20 @@ class HRNet(FrozenStages, nn.Layer):
         the segmentation head's last 1x1 conv."""
         return self.classifier if self.head_type == "classification" else self.last_layer[3]
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         """A new, freshly initialised classifier for ``num_classes`` (classification: 0
-        leaves none; segmentation: at least 1)."""
+        leaves none, forward then gives the pooled ``[B, 2048]``; segmentation: the last 1x1
+        conv of ``last_layer``, at least 1 class). See
+        :func:`~miziha.models.common.fitted_head`."""
         num_classes = checks.class_count(num_classes)
         if self.head_type == "classification":
-            self.classifier = classifier(NUM_FEATURES, num_classes)
+            self.classifier = fitted_head(self, classifier(self.num_features, num_classes),
+                                          global_pool)
+        elif not num_classes:
+            raise ValueError("the segmentation head needs num_classes >= 1, got 0")
         else:
-            width = self.last_layer[3].weight.shape[1]
-            self.last_layer.add_sublayer("3", nn.Conv2D(
-                width, checks.positive_int("num_classes", num_classes), 1))
+            self.last_layer.add_sublayer("3", fitted_head(
+                self, nn.Conv2D(self.num_features, num_classes, 1), global_pool))
         self.num_classes = num_classes
 
     def forward_branches(self, x: paddle.Tensor) -> List[paddle.Tensor]:
@@ -447,7 +451,8 @@ class HRNet(FrozenStages, nn.Layer):
         return F.interpolate(x, size=list(output_size), mode="bilinear", align_corners=False)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        """``[B, C, H, W]`` -> logits ``[B, num_classes]`` or ``[B, num_classes, H, W]``."""
+        """``[B, C, H, W]`` -> logits ``[B, num_classes]`` (``num_classes=0``: the pooled
+        features ``[B, 2048]``) or ``[B, num_classes, H, W]``."""
         output_size = spatial_size(x, height_axis=2) \
             if self.head_type == "segmentation" else None
         return self.forward_head(self.forward_features(x), output_size=output_size)

@@ -123,17 +123,20 @@ def create_model(name: str, pretrained: Optional[Union[str, "os.PathLike[str]"]]
                          f"family's are published)")
     if pretrained is False:
         pretrained = None
+    given = {}  # miziha's name -> the name the caller used
     for alias, own in TIMM_ALIASES.items():
         if alias in kwargs:
             if own in kwargs:
                 raise TypeError(f"{name} got both {alias!r} (timm's name) and {own!r}; give "
                                 f"one")
-            kwargs[own] = kwargs.pop(alias)
+            kwargs[own], given[own] = kwargs.pop(alias), alias
     accepted = model_options(name)
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise TypeError(f"{name} got unknown option(s) {', '.join(map(repr, unknown))}; it "
-                        f"accepts {', '.join(accepted)}")
+        named = [f"{given[k]!r} (timm's name of {k!r})" if k in given else repr(k)
+                 for k in unknown]
+        raise TypeError(f"{name} got unknown option(s) {', '.join(named)}; it accepts "
+                        f"{', '.join(accepted)}")
     model = _BUILDERS[name](**kwargs)
     if pretrained is not None:
         # Imported here: weights/ builds on models/, never the reverse at import time.

@@ -131,11 +131,16 @@ def linear_weight_names(model: nn.Layer) -> Set[str]:
 
 def head_prefix(model: nn.Layer) -> Optional[str]:
     """The classifier's sublayer name: the layer ``model.get_classifier()`` gives (timm's
-    API, which every network of the zoo has), else the last Linear or Conv2D whose output
+    API, which the official networks have), else the last Linear or Conv2D whose output
     width is ``model.num_classes``; None when there is neither."""
     if hasattr(model, "get_classifier"):
         layer = model.get_classifier()
-        return next(name for name, sublayer in model.named_sublayers() if sublayer is layer)
+        names = [name for name, sublayer in model.named_sublayers()
+                 if sublayer is layer]
+        if not names:
+            raise ValueError(f"{type(model).__name__}.get_classifier() gives a "
+                             f"{type(layer).__name__} that is not one of its sublayers")
+        return names[0]
     classes, prefix = getattr(model, "num_classes", None), None
     for name, layer in model.named_sublayers():
         if isinstance(layer, nn.Linear) and layer.weight.shape[-1] == classes or \
