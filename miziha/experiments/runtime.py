@@ -9,14 +9,38 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
 import paddle
 import paddle.distributed as dist
 import paddle.nn as nn
 
 __all__ = ["Runtime", "current_runtime", "Progress", "cpu_name", "machine_metadata",
-           "process_memory_mb", "reset_resident_peak"]
+           "process_memory_mb", "reset_resident_peak", "time_once", "interleaved"]
+
+
+def time_once(fn: Callable[[], object]) -> float:
+    """Milliseconds for one call of ``fn``."""
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
+def interleaved(cases: Dict[str, Callable[[], object]], repeats: int, warmup: int,
+                after_round: Optional[Callable[[int], None]] = None) -> Dict[str, List[float]]:
+    """Time every case ``repeats`` times, round-robin (after ``warmup`` untimed calls of
+    each), so drifts in machine speed hit all cases alike; ``after_round(k)`` is called
+    after round ``k`` (1-based), for progress. Returns all timings in ms per case."""
+    for _ in range(warmup):
+        for fn in cases.values():
+            fn()
+    times: Dict[str, List[float]] = {name: [] for name in cases}
+    for round_ in range(repeats):
+        for name, fn in cases.items():
+            times[name].append(time_once(fn))
+        if after_round is not None:
+            after_round(round_ + 1)
+    return times
 
 
 def process_memory_mb(field: str) -> Optional[float]:

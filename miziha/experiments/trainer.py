@@ -19,7 +19,7 @@ import paddle.nn as nn
 
 from ..flops import flops
 from .data import ArrayDataset, augment, to_input
-from .runtime import Progress, Runtime
+from .runtime import Progress, Runtime, interleaved, time_once
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "LOSSES", "learning_rate", "train_model",
            "measure_train_speed", "interleaved_train_speed", "train_step", "checkpoint_state",
@@ -392,14 +392,6 @@ def _fixed_batch_step(build: Callable[[], nn.Layer], data: ArrayDataset, input_s
     return lambda: train_step(model, x, y, loss, optimizer, scaler, runtime), costs
 
 
-def _timed(step: Callable[[], float], runtime: Runtime) -> float:
-    """Milliseconds of one call of ``step``."""
-    runtime.synchronize()
-    tick = time.perf_counter()
-    step()
-    return (time.perf_counter() - tick) * 1000
-
-
 def measure_train_speed(name: str, build: Callable[[], nn.Layer], data: ArrayDataset,
                         input_size: int, batch_size: int, steps: int, metrics_type,
                         config: TrainConfig, runtime: Runtime,
@@ -414,7 +406,7 @@ def measure_train_speed(name: str, build: Callable[[], nn.Layer], data: ArrayDat
     runtime.reset_peak_memory()
     times = []
     for index in range(config.warmup_steps + steps):
-        elapsed = _timed(step, runtime)
+        elapsed = time_once(step)  # train_step waits for the step to finish
         if index >= config.warmup_steps:
             times.append(elapsed)
         progress.update(index + 1, ms_per_batch=elapsed)
@@ -447,15 +439,8 @@ def interleaved_train_speed(builds: Dict[str, Tuple[Callable[[], nn.Layer], int]
     for name, (build, input_size) in builds.items():
         steps[name], costs[name] = _fixed_batch_step(build, data, input_size, batch_size,
                                                      metrics_type, config, runtime)
-    for _ in range(config.warmup_steps):
-        for step in steps.values():
-            step()
-    times: Dict[str, List[float]] = {name: [] for name in steps}
     progress = Progress("interleaved steps", rounds, runtime.is_main)
-    for index in range(rounds):
-        for name, step in steps.items():
-            times[name].append(_timed(step, runtime))
-        progress.update(index + 1)
+    times = interleaved(steps, rounds, config.warmup_steps, after_round=progress.update)
     result = {name: {"train_ms_per_batch": statistics.median(values), "times_ms": values,
                      "batch_size": batch_size, **costs[name]} for name, values in times.items()}
     log("interleaved steps: " + ", ".join(f"{name} {r['train_ms_per_batch']:.0f} ms"
