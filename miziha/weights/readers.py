@@ -10,11 +10,13 @@ says which array layout the arrays have: ``"torch"`` (Linear ``[out, in]``, Batc
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import os
 import pickle
 import zipfile
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import (Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple,
+                    Union)
 
 import numpy as np
 
@@ -316,26 +318,31 @@ def read_torch(path: PathLike) -> Any:
             too large for memory.
     """
     path = os.fspath(path)
-    try:
+    with _reading(path, "PyTorch"):
         with open(path, "rb") as file:
             zipped = file.read(2) == b"PK"  # a zip whose end (central directory) may be cut
         if zipped:
             return _read_torch_zip(path)
         return _read_torch_legacy(path)
+
+
+@contextlib.contextmanager
+def _reading(path: str, kind: str) -> Iterator[None]:
+    """What unpickling a ``kind`` checkpoint at ``path`` raises, as a ValueError naming the
+    file: a refused global, a truncated or foreign file, nesting too deep for Python or a
+    file too large for memory."""
+    try:
+        yield
     except pickle.UnpicklingError as error:
         raise ValueError(f"{path}: {error}") from error
     except (EOFError, IndexError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"{path}: truncated or not a PyTorch checkpoint "
+        raise ValueError(f"{path}: truncated or not a {kind} checkpoint "
                          f"({type(error).__name__}: {error})") from error
     except (RecursionError, MemoryError) as error:
-        raise _unreadable(path, error) from error
-
-
-def _unreadable(path: str, error: BaseException) -> ValueError:
-    """The error for a file nested too deeply or too large to read."""
-    what = "nested too deeply" if isinstance(error, RecursionError) else "too large for memory"
-    return ValueError(f"{path} is not a checkpoint miziha can read: {what} "
-                      f"({type(error).__name__})")
+        what = "nested too deeply" if isinstance(error, RecursionError) else \
+            "too large for memory"
+        raise ValueError(f"{path} is not a checkpoint miziha can read: {what} "
+                         f"({type(error).__name__})") from error
 
 
 def read_safetensors(path: PathLike) -> Dict[str, np.ndarray]:
@@ -357,16 +364,8 @@ def read_paddle(path: PathLike) -> Dict[str, np.ndarray]:
         ValueError: not a pickled mapping, truncated, or a global other than NumPy's.
     """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as file:
-            state = _unpickle(file)
-    except pickle.UnpicklingError as error:
-        raise ValueError(f"{path}: {error}") from error
-    except (EOFError, IndexError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"{path}: truncated or not a Paddle checkpoint "
-                         f"({type(error).__name__}: {error})") from error
-    except (RecursionError, MemoryError) as error:
-        raise _unreadable(path, error) from error
+    with _reading(path, "Paddle"), open(path, "rb") as file:
+        state = _unpickle(file)
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: a Paddle file without a state dict (got "
                          f"{type(state).__name__})")
