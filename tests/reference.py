@@ -69,8 +69,14 @@ def reverse(windows, window, hp, wp):
     return np.moveaxis(x, 2, 3).reshape(b, hp, wp, c)
 
 
-def window_attention(x, p, num_heads, window_size, shifted, scale=None):
-    """Attention part of one block on a normalised map x [B, H, W, C]; p: its parameters."""
+def shifted_windows(x, window_size, shifted):
+    """The (shifted) windows of a map x [B, H, W, C] as the official code cuts them, with
+    miziha's padding: the window clipped to a smaller side, shifted by half a window where
+    the side is larger than it, the map zero-padded to a multiple of the window.
+
+    Returns: tokens [B, nW, N, C]; allowed [nW, N, N] (query and key in the same shifted
+    region, the key not padding); the window; and ``back(out)``, which takes windows
+    [B, nW, N, C'] back to the map [B, H, W, C']."""
     b, h, w, c = x.shape
     window = tuple(min(n, w0) for n, w0 in zip((h, w), window_size))
     shift = tuple(w0 // 2 if shifted and n > w0 else 0 for n, w0 in zip((h, w), window_size))
@@ -88,6 +94,26 @@ def window_attention(x, p, num_heads, window_size, shifted, scale=None):
     labels_w = partition(labels[None], window)[0]
     allowed = (labels_w[:, :, None] == labels_w[:, None, :]) & valid_w[:, None, :]
 
+    def back(out):
+        return np.roll(reverse(out, window, hp, wp), shift, axis=(1, 2))[:, :h, :w]
+
+    return tokens, allowed, window, back
+
+
+def masked_softmax(scores, allowed):
+    """Softmax over the last axis of scores [B, nW, heads, N, N] where ``allowed`` [nW, N,
+    N]; a query with no allowed key gets zero weights."""
+    allowed = np.broadcast_to(allowed[None, :, None], scores.shape)
+    top = np.max(np.where(allowed, scores, -1e300), axis=-1, keepdims=True)
+    top = np.where(top < -1e299, 0.0, top)  # a query with no allowed key
+    weights = np.exp(np.where(allowed, scores - top, -np.inf))
+    return weights / np.maximum(weights.sum(-1, keepdims=True), 1e-300)
+
+
+def window_attention(x, p, num_heads, window_size, shifted, scale=None):
+    """Attention part of one block on a normalised map x [B, H, W, C]; p: its parameters."""
+    c = x.shape[-1]
+    tokens, allowed, window, back = shifted_windows(x, window_size, shifted)
     head_dim = c // num_heads
     scale = head_dim ** -0.5 if scale is None else scale
     qkv = linear(tokens, p["qkv.weight"], p.get("qkv.bias"))
@@ -95,16 +121,8 @@ def window_attention(x, p, num_heads, window_size, shifted, scale=None):
                .transpose(0, 1, 3, 2, 4) for i in range(3))  # [B, nW, heads, N, d]
     scores = (q * scale) @ k.transpose(0, 1, 2, 4, 3)
     scores = scores + relative_bias(p["relative_position_bias_table"], window, window_size)
-    allowed = np.broadcast_to(allowed[None, :, None], scores.shape)
-    scores = np.where(allowed, scores, -np.inf)
-    top = np.max(np.where(allowed, scores, -1e300), axis=-1, keepdims=True)
-    weights = np.where(allowed, np.exp(scores - top), 0.0)
-    weights = weights / np.maximum(weights.sum(-1, keepdims=True), 1e-300)
-    out = (weights @ v).transpose(0, 1, 3, 2, 4).reshape(tokens.shape)
-    out = linear(out, p["proj.weight"], p["proj.bias"])
-    out = reverse(out, window, hp, wp)
-    out = np.roll(out, shift, axis=(1, 2))
-    return out[:, :h, :w]
+    out = (masked_softmax(scores, allowed) @ v).transpose(0, 1, 3, 2, 4).reshape(tokens.shape)
+    return back(linear(out, p["proj.weight"], p["proj.bias"]))
 
 
 def block(x, p, num_heads, window_size, shifted, scale=None):

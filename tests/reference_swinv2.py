@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from reference import gelu, layer_norm, linear, partition, region_labels, reverse
+from reference import gelu, layer_norm, linear, masked_softmax, shifted_windows
 
 LOGIT_MAX = math.log(100.0)
 
@@ -59,22 +59,8 @@ def position_bias(p, window, pretrained):
 
 def window_attention_v2(x, p, num_heads, window_size, shifted, pretrained=(0, 0)):
     """Attention part of one V2 block on the (un-normalised) map x [B, H, W, C]."""
-    b, h, w, c = x.shape
-    window = tuple(min(n, w0) for n, w0 in zip((h, w), window_size))
-    shift = tuple(w0 // 2 if shifted and n > w0 else 0 for n, w0 in zip((h, w), window_size))
-    hp, wp = -(-h // window[0]) * window[0], -(-w // window[1]) * window[1]
-    padded = np.zeros((b, hp, wp, c))
-    padded[:, :h, :w] = x
-    valid = np.zeros((hp, wp), dtype=bool)
-    valid[:h, :w] = True
-    padded = np.roll(padded, (-shift[0], -shift[1]), axis=(1, 2))
-    valid = np.roll(valid, (-shift[0], -shift[1]), axis=(0, 1))
-    labels = region_labels((hp, wp), window, shift)
-    tokens = partition(padded, window)  # [B, nW, N, C]
-    valid_w = partition(valid[None], window)[0]
-    labels_w = partition(labels[None], window)[0]
-    allowed = (labels_w[:, :, None] == labels_w[:, None, :]) & valid_w[:, None, :]
-
+    c = x.shape[-1]
+    tokens, allowed, window, back = shifted_windows(x, window_size, shifted)
     head_dim = c // num_heads
     q_bias = p.get("q_bias", np.zeros(c))
     v_bias = p.get("v_bias", np.zeros(c))
@@ -86,15 +72,8 @@ def window_attention_v2(x, p, num_heads, window_size, shifted, pretrained=(0, 0)
     scale = np.exp(np.minimum(p["logit_scale"], LOGIT_MAX))  # [heads, 1, 1]
     scores = (q @ k.transpose(0, 1, 2, 4, 3)) * scale
     scores = scores + position_bias(p, window, pretrained)
-    allowed = np.broadcast_to(allowed[None, :, None], scores.shape)
-    top = np.max(np.where(allowed, scores, -1e300), axis=-1, keepdims=True)
-    top = np.where(top < -1e299, 0.0, top)  # a padded query with no allowed key
-    weights = np.exp(np.where(allowed, scores - top, -np.inf))
-    weights = weights / np.maximum(weights.sum(-1, keepdims=True), 1e-300)  # padded queries
-    out = (weights @ v).transpose(0, 1, 3, 2, 4).reshape(tokens.shape)
-    out = linear(out, p["proj.weight"], p["proj.bias"])
-    out = np.roll(reverse(out, window, hp, wp), shift, axis=(1, 2))
-    return out[:, :h, :w]
+    out = (masked_softmax(scores, allowed) @ v).transpose(0, 1, 3, 2, 4).reshape(tokens.shape)
+    return back(linear(out, p["proj.weight"], p["proj.bias"]))
 
 
 def block_v2(x, p, num_heads, window_size, shifted, pretrained=(0, 0)):
