@@ -39,7 +39,7 @@ black list) but not at O2.
 from __future__ import annotations
 
 import contextlib
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import paddle
 import paddle.nn as nn
@@ -55,7 +55,7 @@ from .windows import MASK_VALUE, WindowGeometry
 
 __all__ = ["WindowAttention", "with_window_mask", "window_attention", "split_heads",
            "merge_heads", "group_attention", "group_heads", "ungroup", "qkv_half",
-           "attention_backend", "use_sdpa", "fused_attention", "softmax_float32",
+           "two_branch_attention", "attention_backend", "use_sdpa", "fused_attention", "softmax_float32",
            "attention_repr", "HALF_DTYPES"]
 
 #: Dtypes for which ``attention="auto"`` takes Paddle's fused attention on a GPU.
@@ -395,3 +395,31 @@ def qkv_half(normed: paddle.Tensor, qkv: Linear, branch: int,
     if bias is not None:
         bias = bias.reshape([3, 2, half])[:, branch].reshape([3 * half])
     return linear_forward(normed, weight.reshape([dim, 3 * half]), bias, input_affine)
+
+
+def two_branch_attention(normed: paddle.Tensor, qkv: Linear, input_affine: Optional[Affine],
+                         branches: Sequence[TokenGroups], num_heads: int,
+                         scale: float, dropout: Optional[nn.Layer],
+                         attention: str) -> paddle.Tensor:
+    """The attention of a two-branch block (Pale, axial attention), before its ``proj``:
+    channels ``[0, C/2)`` and heads ``0 .. h/2-1`` attend within the groups of
+    ``branches[0]``, the other half within those of ``branches[1]``
+    (:func:`qkv_half`, :func:`group_heads`, :func:`group_attention`, :func:`ungroup`);
+    ``[B, H*W, C]`` -> the two halves concatenated, ``[B, H*W, C]``.
+
+    Args:
+        normed: ``[B, H*W, C]``.
+        qkv: the block's ``Linear(C, 3C)`` (its MACs are the mixer's to count).
+        input_affine: a LayerNorm's ``(weight, bias)`` not yet applied to ``normed``.
+        branches: the two branches' token groups.
+        num_heads: heads over both branches (even).
+        scale, dropout, attention: see :func:`group_attention`.
+    """
+    half = qkv.weight.shape[0] // 2
+    outputs = []
+    for branch, groups in enumerate(branches):
+        q, k, v = group_heads(qkv_half(normed, qkv, branch, input_affine), groups,
+                              num_heads // 2)  # [B*nG, heads/2, d, N]
+        out = group_attention(q, k, v, groups, scale, dropout, attention)
+        outputs.append(ungroup(out.reshape([-1, half, groups.group_tokens]), groups))
+    return paddle.concat(outputs, axis=-1)

@@ -19,8 +19,7 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.attention import (attention_repr, group_attention, group_heads, qkv_half,
-                                ungroup)
+from ..layers.attention import attention_repr, two_branch_attention
 from ..layers.basic import ConvMerge, DropPath, Mlp, layer_norm, linear
 from ..layers.groups import TokenGroups, group_tables
 from ..layers.shapes import Size
@@ -87,15 +86,10 @@ class AxialBlock(nn.Layer):
 
         Returns: ``[B, H*W, C]``.
         """
-        normed = self.norm1(x, affine=False)
-        heads, half = self.num_heads // 2, self.dim // 2
-        branches = []
-        for branch, groups in enumerate((geometry.rows, geometry.cols)):
-            q, k, v = group_heads(qkv_half(normed, self.qkv, branch, self.norm1.affine_terms),
-                                  groups, heads)  # [B*nG, heads/2, d, N]
-            out = group_attention(q, k, v, groups, self.scale, self.attn_drop, self.attention)
-            branches.append(ungroup(out.reshape([-1, half, groups.group_tokens]), groups))
-        x = x + self.drop_path(self.proj_drop(self.proj(paddle.concat(branches, axis=-1))))
+        mixed = two_branch_attention(self.norm1(x, affine=False), self.qkv,
+                                     self.norm1.affine_terms, geometry, self.num_heads,
+                                     self.scale, self.attn_drop, self.attention)
+        x = x + self.drop_path(self.proj_drop(self.proj(mixed)))
         return x + self.drop_path(self.mlp(self.norm2(x, affine=False), self.norm2.affine_terms))
 
     def extra_repr(self) -> str:

@@ -18,7 +18,7 @@ import paddle
 import paddle.nn as nn
 
 from .. import checks
-from ..layers.attention import attention_repr, group_attention, merge_heads, split_heads
+from ..layers.attention import attention_repr, two_branch_attention
 from ..layers.groups import TokenGroups, group_tables
 from ..layers.basic import ConvMerge, DropPath, Mlp, layer_norm, linear
 from .base import IntPair, TokenMixer
@@ -85,17 +85,6 @@ class PaleAttention(nn.Layer):
         self.proj = linear(dim, dim)
         self.proj_drop = nn.Dropout(dropout)
 
-    def _branch(self, qkv: paddle.Tensor, groups: TokenGroups) -> paddle.Tensor:
-        """Attention of one half: ``qkv`` ``[B, H*W, 3 * C/2]`` (its q, k, v channels) ->
-        ``[B, H*W, C/2]``."""
-        n = groups.group_tokens
-        q, k, v = split_heads(paddle.index_select(qkv, groups.gather, axis=1), n,
-                              self.num_heads // 2)  # [B*nG, heads, d, N] each
-        out = merge_heads(group_attention(q, k, v, groups, self.scale, self.attn_drop,
-                                          self.attention), n)
-        return paddle.index_select(out.reshape([-1, groups.num_groups * n, self.dim // 2]),
-                                   groups.scatter, axis=1)
-
     def forward(self, x: paddle.Tensor, geometry: PaleGeometry,
                 input_affine: Optional[Affine] = None) -> paddle.Tensor:
         """Args:
@@ -106,11 +95,8 @@ class PaleAttention(nn.Layer):
 
         Returns: ``[B, H*W, C]``.
         """
-        half = self.dim // 2
-        qkv = self.qkv(x, input_affine).reshape([0, -1, 3, 2, half])
-        rows, cols = (t.reshape([0, -1, 3 * half]) for t in paddle.split(qkv, 2, axis=3))
-        out = paddle.concat([self._branch(rows, geometry.rows),
-                             self._branch(cols, geometry.cols)], axis=-1)
+        out = two_branch_attention(x, self.qkv, input_affine, geometry, self.num_heads,
+                                   self.scale, self.attn_drop, self.attention)
         return self.proj_drop(self.proj(out))
 
     def extra_repr(self) -> str:
@@ -257,10 +243,12 @@ class PaleT(TokenMixer):
 
     def mixing_macs(self, batch: int, height: int, width: int) -> int:
         """``QK^T`` and ``AV`` of each branch over its padded groups, every block:
-        ``2 * B * nG * N^2 * C/2`` a branch."""
-        return sum(2 * batch * groups.num_groups * groups.group_tokens ** 2
-                   * (self.in_channels // 2)
-                   for geometry in self.layout(height, width) for groups in geometry)
+        ``2 * B * nG * N^2 * C/2`` a branch; and ``qkv``, whose weight is used in two halves
+        without calling the layer (no hook sees it)."""
+        qkv = batch * height * width * self.in_channels * 3 * self.in_channels
+        return sum(qkv + sum(2 * batch * groups.num_groups * groups.group_tokens ** 2
+                             * (self.in_channels // 2) for groups in geometry)
+                   for geometry in self.layout(height, width))
 
     def _repr_options(self) -> List[str]:
         return [f"num_heads={self.num_heads}", f"pale_size={self.pale_size}"] + \
